@@ -1,0 +1,162 @@
+"""The `t2bs` command line. A thin layer: parse, call the library, turn errors into one line + exit code."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from . import __version__
+from .errors import Cancelled, T2bsError
+from .progress import CancelToken, ProgressEvent
+
+EXIT_CANCELLED = 130
+
+log = logging.getLogger("t2bs")
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, but a usage error is one line and exit 2 like every other bad input."""
+
+    def error(self, message: str) -> Any:  # type: ignore[override]
+        self.exit(2, f"t2bs: {message} (see {self.prog} --help)\n")
+
+
+def add_run_options(parser: argparse.ArgumentParser) -> None:
+    """Options every command that runs a pipeline shares (DESIGN.md, "CLI")."""
+    parser.add_argument("--out", required=True, type=Path, help="bundle folder to write")
+    parser.add_argument("--preset", choices=("preview", "standard", "high"), default="preview")
+    parser.add_argument("--device", choices=("auto", "cuda", "cpu"), default="auto")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--resume", action="store_true", help="continue an unfinished bundle in --out")
+    mode = parser.add_mutually_exclusive_group()
+    mode.add_argument("--quiet", action="store_true", help="print nothing but errors")
+    mode.add_argument("--json", action="store_true", help="print progress events as JSON lines on stdout")
+
+
+class ProgressDisplay:
+    """Shows progress events: a rich progress bar on stderr, JSON lines on stdout, or nothing."""
+
+    def __init__(self, mode: str) -> None:
+        self.mode = mode
+        self._progress: Any = None
+        self._task: Any = None
+
+    def __enter__(self) -> ProgressDisplay:
+        if self.mode == "bar":
+            from rich.console import Console
+            from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
+
+            self._progress = Progress(
+                TextColumn("{task.description}"),
+                BarColumn(),
+                TextColumn("{task.percentage:>3.0f}%"),
+                TimeRemainingColumn(),
+                console=Console(stderr=True),
+                transient=False,
+            )
+            self._progress.start()
+            self._task = self._progress.add_task("starting", total=1.0)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._progress is not None:
+            self._progress.stop()
+
+    def __call__(self, event: ProgressEvent) -> None:
+        if self.mode == "json":
+            sys.stdout.write(json.dumps({"event": "progress", **event.to_dict()}) + "\n")
+            sys.stdout.flush()
+        elif self._progress is not None:
+            text = f"{event.stage}: {event.message}" if event.message else event.stage
+            self._progress.update(self._task, completed=event.overall, description=text)
+
+
+def execute_run(pipeline: str, args: dict[str, Any], ns: argparse.Namespace) -> int:
+    """Run `pipeline` into `ns.out` with a progress display; Ctrl-C cancels and keeps a resumable bundle."""
+    from .pipelines import start_run
+
+    mode = "json" if ns.json else "quiet" if ns.quiet else "bar"
+    cancel = CancelToken()
+    with ProgressDisplay(mode) as display:
+        runner = start_run(pipeline, args, out=ns.out, resume=ns.resume, on_progress=display, cancel=cancel)
+        try:
+            bundle = runner.run()
+        except (Cancelled, KeyboardInterrupt):
+            print(f"t2bs: cancelled; run the same command with --resume to finish {ns.out}.", file=sys.stderr)
+            return EXIT_CANCELLED
+    if mode == "json":
+        print(json.dumps({"event": "result", "bundle": str(bundle.root), "status": "complete"}))
+    elif mode == "bar":
+        print(f"Bundle written to {bundle.root}", file=sys.stderr)
+    return 0
+
+
+# -- commands ---------------------------------------------------------------------------------------
+
+
+def cmd_doctor(ns: argparse.Namespace) -> int:
+    from .doctor import MISSING, run_checks
+
+    checks = run_checks(ns.out)
+    if ns.json:
+        print(json.dumps([check.to_dict() for check in checks], indent=2))
+    else:
+        from rich.console import Console
+        from rich.markup import escape
+        from rich.table import Table
+
+        table = Table("check", "status", "detail", title=f"t2bs {__version__}")
+        colours = {"ok": "green", "warn": "yellow", "missing": "red"}
+        for check in checks:
+            table.add_row(check.name, f"[{colours[check.status]}]{check.status}[/]", escape(check.detail))
+        Console().print(table)
+    # torch is the one thing nothing can run without.
+    return 1 if any(c.name == "torch" and c.status == MISSING for c in checks) else 0
+
+
+def cmd_serve(ns: argparse.Namespace) -> int:
+    from .serve import main as serve_main
+
+    return serve_main()
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="t2bs", description="Text to an animatable character head with named blendshapes.")
+    parser.add_argument("--version", action="version", version=f"t2bs {__version__}")
+    parser.add_argument("-v", "--verbose", action="store_true", help="log details on stderr")
+    commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    doctor = commands.add_parser("doctor", help="check torch, CUDA, gsplat, diffusers, models and disk")
+    doctor.add_argument("--json", action="store_true", help="print the checks as JSON")
+    doctor.add_argument("--out", type=Path, default=None, help="folder whose free disk space to report")
+    doctor.set_defaults(handler=cmd_doctor)
+
+    serve = commands.add_parser("serve", help="JSON-lines protocol on stdin/stdout (used by the Blender add-on)")
+    serve.set_defaults(handler=cmd_serve)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    ns = build_parser().parse_args(argv)
+    logging.basicConfig(
+        level=logging.INFO if ns.verbose or ns.command == "serve" else logging.WARNING,
+        format="%(asctime)s %(name)s %(levelname)s: %(message)s",
+        stream=sys.stderr,
+    )
+    handler: Callable[[argparse.Namespace], int] = ns.handler
+    try:
+        return handler(ns)
+    except T2bsError as exc:
+        print(f"t2bs: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        return EXIT_CANCELLED
+
+
+if __name__ == "__main__":
+    sys.exit(main())
