@@ -3,6 +3,11 @@
 from __future__ import annotations
 
 import importlib.metadata
+import os
+
+# Idle OpenMP threads spin by default; beside Blender or another process on a small machine that
+# slows every PyTorch call several times over. Must be set before torch is imported.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 try:
     __version__ = importlib.metadata.version("t2bs")
