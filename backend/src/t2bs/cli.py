@@ -119,6 +119,20 @@ def cmd_doctor(ns: argparse.Namespace) -> int:
     return 1 if any(c.name == "torch" and c.status == MISSING for c in checks) else 0
 
 
+def cmd_fit(ns: argparse.Namespace) -> int:
+    args = {
+        "asset": ns.asset,
+        "capture": ns.capture,
+        "preset": ns.preset,
+        "device": ns.device,
+        "seed": ns.seed,
+        "up_axis": ns.up,
+        "front_axis": ns.front,
+        "fit_steps": ns.fit_steps,
+    }
+    return execute_run("fit", args, ns)
+
+
 def cmd_serve(ns: argparse.Namespace) -> int:
     from .serve import main as serve_main
 
@@ -135,6 +149,18 @@ def build_parser() -> argparse.ArgumentParser:
     doctor.add_argument("--json", action="store_true", help="print the checks as JSON")
     doctor.add_argument("--out", type=Path, default=None, help="folder whose free disk space to report")
     doctor.set_defaults(handler=cmd_doctor)
+
+    fit = commands.add_parser(
+        "fit", help="fit a mesh to a capture directory and register it to every frame",
+        description="Fit deformable Gaussians to multi-view expression videos and write the registered meshes.",
+    )
+    fit.add_argument("--asset", required=True, help="the static head: OBJ, GLB/glTF or PLY")
+    fit.add_argument("--capture", required=True, help="capture directory (capture.json and videos or frames)")
+    fit.add_argument("--up", default="+y", help="the asset's up axis (default +y)")
+    fit.add_argument("--front", default="+z", help="the axis the asset's face looks along (default +z)")
+    fit.add_argument("--fit-steps", type=int, default=None, help="optimisation steps (default: the preset's)")
+    add_run_options(fit)
+    fit.set_defaults(handler=cmd_fit)
 
     serve = commands.add_parser("serve", help="JSON-lines protocol on stdin/stdout (used by the Blender add-on)")
     serve.set_defaults(handler=cmd_serve)
@@ -156,6 +182,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         return exc.exit_code
     except KeyboardInterrupt:
         return EXIT_CANCELLED
+    except Exception as exc:  # a bug or an environment fault: one line, the traceback only on request
+        if ns.verbose:
+            raise
+        print(f"t2bs: internal error: {type(exc).__name__}: {exc} (run with -v for details)", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

@@ -81,3 +81,41 @@ def start_run(
         on_progress=on_progress,
         cancel=cancel,
     )
+
+
+# -- built-in pipelines ---------------------------------------------------------------------------------
+
+
+def _absolute_spec(prefix: str, value: str) -> str:
+    """`PATH` or `prefix:PATH` -> `prefix:/absolute/PATH` (a run may resume from another folder)."""
+    path = value[len(prefix) + 1 :] if value.startswith(prefix + ":") else value
+    return f"{prefix}:{Path(path).expanduser().resolve()}"
+
+
+@PIPELINES.register("fit")
+def build_fit(args: dict[str, Any]) -> PipelinePlan:
+    """`t2bs fit`: the user's mesh and capture -> fitted deformable Gaussians and registered frames.
+
+    args: asset (mesh path), capture (capture folder), preset, device, seed, up_axis, front_axis and
+    optionally fit_steps (overrides the preset's optimisation steps).
+    """
+    from .stages.asset import AssetStage
+    from .stages.capture import CaptureStage
+    from .stages.fit import FitStage
+    from .stages.register import RegisterStage
+
+    for key in ("asset", "capture"):
+        if not isinstance(args.get(key), str) or not args[key]:
+            raise InputError(f"The fit needs '{key}': t2bs fit --asset MESH --capture DIR --out BUNDLE.")
+    settings = {
+        "asset": _absolute_spec("mesh", args["asset"]),
+        "video": _absolute_spec("capture", args["capture"]),
+        "preset": str(args.get("preset", "preview")),
+        "device": str(args.get("device", "auto")),
+        "seed": int(args.get("seed", 0)),
+        "up_axis": str(args.get("up_axis", "+y")),
+        "front_axis": str(args.get("front_axis", "+z")),
+    }
+    if args.get("fit_steps") is not None:
+        settings["fit_steps"] = int(args["fit_steps"])
+    return PipelinePlan(stages=[AssetStage(), CaptureStage(), FitStage(), RegisterStage()], settings=settings)

@@ -20,7 +20,7 @@ from .bundle import Bundle, Manifest
 from .errors import Cancelled, InputError
 from .fileio import replace_path
 from .progress import CancelToken, ProgressCallback, StageProgress
-from .stage import Stage, StageContext
+from .stage import CHECKPOINT_DIR, Stage, StageContext
 
 log = logging.getLogger("t2bs")
 
@@ -84,6 +84,7 @@ class Runner:
             self._finish(manifest, "failed", str(exc) or type(exc).__name__)
             raise
         shutil.rmtree(staging_root, ignore_errors=True)
+        shutil.rmtree(self.bundle.root / CHECKPOINT_DIR, ignore_errors=True)
         self._finish(manifest, "complete", None)
         return self.bundle
 
@@ -172,6 +173,7 @@ class Runner:
         }
         self.bundle.write_manifest(manifest)
         shutil.rmtree(staging, ignore_errors=True)
+        shutil.rmtree(self.bundle.root / CHECKPOINT_DIR / stage.name, ignore_errors=True)
         progress(1.0, "done")
         log.info("stage %s: done in %.1f s", stage.name, finished - started)
 

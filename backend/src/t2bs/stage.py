@@ -12,6 +12,8 @@ from .bundle import Bundle, Manifest
 from .errors import InputError
 from .progress import CancelToken, StageProgress
 
+CHECKPOINT_DIR = ".checkpoints"
+
 
 @dataclass
 class StageContext:
@@ -34,6 +36,16 @@ class StageContext:
         path = self.bundle.path(relative)
         if not path.exists():
             raise InputError(f"The bundle in {self.bundle.root} lacks {relative}; run earlier stages.")
+        return path
+
+    @property
+    def checkpoint_dir(self) -> Path:
+        """A folder that survives an interrupted stage (unlike `staging`), for resumable long work.
+
+        The runner removes it once the stage has finished.
+        """
+        path = self.bundle.root / CHECKPOINT_DIR / self.progress.stage
+        path.mkdir(parents=True, exist_ok=True)
         return path
 
     def output(self, relative: str) -> Path:

@@ -1,0 +1,215 @@
+"""The deformable Gaussian model: a deformation field over control points and a colour refiner.
+
+Conditioning, per rendered image: an expression/time code (one learned vector per frame of every
+sequence) and a view code (azimuth and elevation as sines and cosines, and distance, of the camera
+seen from the head). Registration evaluates the field at the canonical (frontal) view code, which
+drops whatever the field explains by the view alone: the per-view inconsistency of generated videos.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+
+from .scaffold import Scaffold
+
+VIEW_CODE_DIM = 5
+
+
+def view_code(azimuth_deg: Tensor, elevation_deg: Tensor, distance: Tensor) -> Tensor:
+    """[B] angles in degrees and distances in normalised units -> [B, 5] view codes."""
+    a, e = torch.deg2rad(azimuth_deg), torch.deg2rad(elevation_deg)
+    return torch.stack([torch.sin(a), torch.cos(a) - 1.0, torch.sin(e), torch.cos(e) - 1.0, distance - 2.0], -1)
+
+
+def positional_encoding(x: Tensor, frequencies: int) -> Tensor:
+    """[..., 3] -> [..., 3 + 6 * frequencies] (NeRF-style sines and cosines, octave spaced)."""
+    bands = 2.0 ** torch.arange(frequencies, dtype=x.dtype, device=x.device) * math.pi
+    angles = x[..., None] * bands  # [..., 3, F]
+    return torch.cat([x, torch.sin(angles).flatten(-2), torch.cos(angles).flatten(-2)], dim=-1)
+
+
+def axis_angle_to_matrix(v: Tensor) -> Tensor:
+    """Rodrigues: [..., 3] axis-angle -> [..., 3, 3], smooth at zero."""
+    theta2 = (v * v).sum(-1, keepdim=True)
+    theta = torch.sqrt(theta2 + 1e-12)
+    # Taylor-safe coefficients sin(t)/t and (1 - cos(t))/t^2.
+    a = torch.where(theta2 < 1e-8, 1.0 - theta2 / 6.0, torch.sin(theta) / theta)
+    b = torch.where(theta2 < 1e-8, 0.5 - theta2 / 24.0, (1.0 - torch.cos(theta)) / (theta2 + 1e-12))
+    x, y, z = v.unbind(-1)
+    zero = torch.zeros_like(x)
+    k = torch.stack([zero, -z, y, z, zero, -x, -y, x, zero], -1).reshape(*v.shape[:-1], 3, 3)
+    eye = torch.eye(3, dtype=v.dtype, device=v.device).expand_as(k)
+    return eye + a[..., None] * k + b[..., None] * (k @ k)
+
+
+def _mlp(inputs: int, hidden: int, layers: int, outputs: int) -> nn.Sequential:
+    modules: list[nn.Module] = []
+    width = inputs
+    for _ in range(layers):
+        modules += [nn.Linear(width, hidden), nn.SiLU()]
+        width = hidden
+    last = nn.Linear(width, outputs)
+    # Start as the identity deformation and no colour change: the first frames are the static asset.
+    nn.init.zeros_(last.weight)
+    nn.init.zeros_(last.bias)
+    modules.append(last)
+    return nn.Sequential(*modules)
+
+
+def _skin_matrix(index: np.ndarray, weight: np.ndarray, controls: int) -> Tensor:
+    """Sparse [P, C] matrix with row p holding point p's skinning weights."""
+    rows = np.repeat(np.arange(len(index)), index.shape[1])
+    indices = torch.from_numpy(np.stack([rows, index.reshape(-1)]).astype(np.int64))
+    values = torch.from_numpy(weight.reshape(-1).astype(np.float32))
+    return torch.sparse_coo_tensor(indices, values, (len(index), controls), check_invariants=False).coalesce()
+
+
+class ControlDeformation:
+    """Per-control rigid transforms and scales for a batch: what the field outputs."""
+
+    def __init__(self, rotation: Tensor, translation: Tensor, log_scale: Tensor, global_rotation: Tensor,
+                 global_translation: Tensor) -> None:
+        self.rotation = rotation  # [B, C, 3, 3]
+        self.translation = translation  # [B, C, 3]
+        self.log_scale = log_scale  # [B, C]
+        self.global_rotation = global_rotation  # [B, 3, 3]
+        self.global_translation = global_translation  # [B, 3]
+
+
+class DeformableGaussians(nn.Module):
+    """Deformation MLP over control points plus colour-refine MLP over Gaussians.
+
+    Args:
+        scaffold: the static Gaussians, controls and skinning (normalised frame).
+        sequence_lengths: frames per sequence; frames are numbered through all sequences in order.
+        code_dim: size of the expression/time code.
+        hidden, layers: deformation MLP width and depth.
+        refine_hidden: colour MLP width.
+    """
+
+    def __init__(self, scaffold: Scaffold, sequence_lengths: Sequence[int], *, code_dim: int = 32, hidden: int = 128,
+                 layers: int = 3, pe_frequencies: int = 6, refine_hidden: int = 32,
+                 refine_frequencies: int = 2) -> None:
+        super().__init__()
+        self.pe_frequencies = pe_frequencies
+        self.refine_frequencies = refine_frequencies
+        self.register_buffer("static_means", torch.from_numpy(scaffold.means))
+        self.register_buffer("static_scales", torch.from_numpy(scaffold.scales))
+        self.register_buffer("normals", torch.from_numpy(scaffold.normals))
+        self.register_buffer("controls", torch.from_numpy(scaffold.controls))
+        self.register_buffer("skin_index", torch.from_numpy(scaffold.skin_index))
+        self.register_buffer("skin_weight", torch.from_numpy(scaffold.skin_weight))
+        self.register_buffer("control_neighbors", torch.from_numpy(scaffold.control_neighbors))
+        self.vertex_count = scaffold.vertex_count
+        self.register_buffer("skin", _skin_matrix(scaffold.skin_index, scaffold.skin_weight, len(scaffold.controls)),
+                             persistent=False)
+        self.register_buffer("vertex_skin", _skin_matrix(scaffold.skin_index[: scaffold.vertex_count],
+                                                         scaffold.skin_weight[: scaffold.vertex_count],
+                                                         len(scaffold.controls)), persistent=False)
+        # Expression/time code of frame t of sequence s: ramp[t] * direction[s] + residual[t]. Every
+        # expression rises from neutral, so sharing one direction per sequence lets all its frames train
+        # it together, and the ramp (learned, starting linear) orders them in time.
+        lengths = [int(n) for n in sequence_lengths]
+        generator = torch.Generator().manual_seed(len(lengths) * 7919 + sum(lengths))
+        self.sequence_directions = nn.Parameter(torch.randn(len(lengths), code_dim, generator=generator))
+        self.frame_ramps = nn.Parameter(torch.cat([torch.linspace(0.0, 1.0, n) for n in lengths]))
+        self.frame_residuals = nn.Parameter(torch.zeros(sum(lengths), code_dim))
+        self.register_buffer("frame_sequence", torch.repeat_interleave(torch.arange(len(lengths)), torch.tensor(lengths)))
+        self.base_colors = nn.Parameter(torch.logit(torch.from_numpy(scaffold.colors).clamp(0.02, 0.98)))
+        # Static per-Gaussian size and opacity corrections, shared by all frames: they let the neutral
+        # head match the video's silhouette, which otherwise pushes non-neutral frames to move.
+        self.base_log_scales = nn.Parameter(torch.zeros(len(scaffold.means)))
+        self.base_opacity_logits = nn.Parameter(torch.full((len(scaffold.means),), 3.0))
+        control_features = 3 + 6 * pe_frequencies
+        self.deform = _mlp(control_features + code_dim + VIEW_CODE_DIM, hidden, layers, 7)
+        self.head_pose = _mlp(code_dim + VIEW_CODE_DIM, 64, 2, 6)
+        gaussian_features = 3 + 6 * refine_frequencies
+        self.refine = _mlp(gaussian_features + code_dim + VIEW_CODE_DIM, refine_hidden, 2, 6)
+        self.register_buffer("control_features", positional_encoding(self.controls, pe_frequencies))
+        self.register_buffer("gaussian_features", positional_encoding(self.static_means, refine_frequencies))
+
+    @property
+    def frame_count(self) -> int:
+        return int(self.frame_residuals.shape[0])
+
+    def frame_codes(self, frames: Tensor) -> Tensor:
+        """[B] frame indices -> [B, D] expression/time codes."""
+        direction = self.sequence_directions[self.frame_sequence[frames]]
+        return self.frame_ramps[frames, None] * direction + self.frame_residuals[frames]
+
+    # -- deformation -------------------------------------------------------------------------------
+
+    def control_deformation(self, codes: Tensor, views: Tensor) -> ControlDeformation:
+        """codes [B, D], views [B, 5] -> per-control transforms for each batch item."""
+        batch, controls = codes.shape[0], self.controls.shape[0]
+        condition = torch.cat([codes, views], -1)
+        inputs = torch.cat(
+            [self.control_features.expand(batch, -1, -1), condition[:, None].expand(-1, controls, -1)], -1
+        )
+        out = self.deform(inputs)
+        # Output scaling keeps the early steps gentle; translations in normalised units.
+        rotation = axis_angle_to_matrix(out[..., :3] * 0.5)
+        translation = out[..., 3:6] * 0.05
+        log_scale = out[..., 6] * 0.1
+        pose = self.head_pose(condition)
+        global_rotation = axis_angle_to_matrix(pose[:, :3] * 0.2)
+        global_translation = pose[:, 3:] * 0.05
+        return ControlDeformation(rotation, translation, log_scale, global_rotation, global_translation)
+
+    def deform_points(self, deformation: ControlDeformation, skin: Tensor, points: Tensor) -> tuple[Tensor, Tensor]:
+        """Linear blend skinning of `points` [P, 3] with the sparse skinning matrix `skin` [P, C].
+
+        Returns:
+            positions [B, P, 3] and scale factors [B, P].
+        """
+        rot, trans = deformation.rotation, deformation.translation
+        batch, controls = rot.shape[:2]
+        # Each control's affine map x -> R (x - c) + c + t as a 3x4 matrix; blending the matrices with
+        # one sparse product is far cheaper than gathering K transforms per point.
+        offset = self.controls + trans - (rot @ self.controls[None, ..., None]).squeeze(-1)
+        affine = torch.cat([rot.reshape(batch, controls, 9), offset, torch.exp(deformation.log_scale)[..., None]], -1)
+        blended = torch.sparse.mm(skin, affine.permute(1, 0, 2).reshape(controls, batch * 13))
+        blended = blended.reshape(-1, batch, 13).permute(1, 0, 2)  # [B, P, 13]
+        a = blended[..., :9].reshape(batch, -1, 3, 3)
+        moved = (a @ points[None, ..., None]).squeeze(-1) + blended[..., 9:12]
+        moved = (deformation.global_rotation[:, None] @ moved[..., None]).squeeze(-1)
+        moved = moved + deformation.global_translation[:, None]
+        return moved, blended[..., 12]
+
+    def gaussians(self, codes: Tensor, views: Tensor, *, deform: bool = True
+                  ) -> tuple[Tensor, Tensor, Tensor, ControlDeformation | None]:
+        """Gaussians for a batch; with `deform=False` the static ones (only colours are conditioned).
+
+        Returns:
+            means [B, N, 3], scales [B, N], colors [B, N, 3] in 0..1, and the control deformation.
+        """
+        batch, count = codes.shape[0], self.static_means.shape[0]
+        deformation: ControlDeformation | None = None
+        if deform:
+            deformation = self.control_deformation(codes, views)
+            means, scale_factor = self.deform_points(deformation, self.skin, self.static_means)
+            scales = self.static_scales[None] * torch.exp(self.base_log_scales)[None] * scale_factor
+        else:
+            means = self.static_means[None].expand(batch, -1, -1)
+            scales = (self.static_scales * torch.exp(self.base_log_scales))[None].expand(batch, -1)
+        condition = torch.cat([codes, views], -1)[:, None].expand(-1, count, -1)
+        refine = self.refine(torch.cat([self.gaussian_features.expand(batch, -1, -1), condition], -1))
+        # Colour drift is modelled as a per-Gaussian gain and offset around the learned base colour.
+        base = torch.sigmoid(self.base_colors)[None]
+        colors = base * (1.0 + 0.3 * torch.tanh(refine[..., :3])) + 0.2 * torch.tanh(refine[..., 3:])
+        return means, scales, colors, deformation
+
+    def opacities(self) -> Tensor:
+        """[N] static opacities in 0..1."""
+        return torch.sigmoid(self.base_opacity_logits)
+
+    def vertices(self, codes: Tensor, views: Tensor) -> Tensor:
+        """Deformed mesh vertices [B, V, 3] (normalised frame): registration's output."""
+        deformation = self.control_deformation(codes, views)
+        moved, _ = self.deform_points(deformation, self.vertex_skin, self.static_means[: self.vertex_count])
+        return moved

@@ -1,0 +1,44 @@
+"""Sizes and schedules of the fit per preset. Preview is tuned for 2 CPU cores; standard and high for a GPU."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+
+@dataclass(frozen=True)
+class FitPreset:
+    surface_samples: int  # Gaussians added on the triangles besides the vertices
+    control_count: int
+    steps: int
+    batch: int  # (frame, view) images per step
+    hidden: int  # deformation MLP width
+    layers: int
+    code_dim: int
+    lr_network: float
+    lr_codes: float
+    lr_colors: float
+    ssim_weight: float = 0.2
+    mask_weight: float = 0.1
+    laplacian_weight: float = 0.2
+    arap_weight: float = 0.5
+    frame0_weight: float = 0.001  # registration subtracts frame 0's deformation (trainer.register_sequence)
+    temporal_weight: float = 0.01
+    view_weight: float = 0.1
+    refine_weight: float = 0.01
+    scale_weight: float = 0.1
+    pose_weight: float = 0.1  # head motion is allowed, but must pay for itself in the images
+    checkpoint_every: int = 100
+    color_warmup: float = 0.15  # fraction of the steps that fit colours on neutral frames only
+
+    def to_dict(self) -> dict[str, float]:
+        return asdict(self)
+
+
+PRESETS: dict[str, FitPreset] = {
+    "preview": FitPreset(surface_samples=6000, control_count=600, steps=500, batch=4, hidden=96, layers=3,
+                         code_dim=24, lr_network=5e-3, lr_codes=2e-2, lr_colors=1e-2),
+    "standard": FitPreset(surface_samples=30000, control_count=2000, steps=4000, batch=16, hidden=128,
+                          layers=3, code_dim=32, lr_network=2e-3, lr_codes=1e-2, lr_colors=5e-3),
+    "high": FitPreset(surface_samples=60000, control_count=3000, steps=10000, batch=16, hidden=192,
+                      layers=4, code_dim=48, lr_network=2e-3, lr_codes=1e-2, lr_colors=5e-3),
+}

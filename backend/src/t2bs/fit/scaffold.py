@@ -1,0 +1,238 @@
+"""Static Gaussians, control points and skinning weights, built once from the static mesh.
+
+All positions are in the asset's normalised frame (mesh_io: +Y up, face toward +Z, largest side 1).
+The first V Gaussians are the mesh's own vertices, in order, so registration reads the deformed mesh
+straight off the deformed Gaussians.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import scipy.sparse as sp
+from scipy.sparse.csgraph import dijkstra
+from scipy.spatial import cKDTree
+
+from ..mesh_io import HeadMesh
+
+
+@dataclass
+class Scaffold:
+    """Everything the fit needs that does not change during optimisation.
+
+    Attributes:
+        means: [N, 3] float32 static Gaussian centres; the first `vertex_count` are the mesh vertices.
+        normals: [N, 3] float32 unit surface normals (for back-face culling).
+        colors: [N, 3] float32 linear colours 0..1 from the texture or vertex colours.
+        scales: [N] float32 isotropic standard deviations, from nearest-neighbour spacing.
+        vertex_count: V, number of mesh vertices at the front of the arrays.
+        controls: [C, 3] float32 control point positions (a subset of the vertices).
+        skin_index: [N, K] int64 indices of each Gaussian's controls.
+        skin_weight: [N, K] float32 skinning weights, rows sum to 1.
+        control_neighbors: [C, J] int64 nearby controls, for the as-rigid-as-possible term.
+        laplacian: [V, V] sparse uniform graph Laplacian of the mesh (x_i - mean of neighbours).
+    """
+
+    means: np.ndarray
+    normals: np.ndarray
+    colors: np.ndarray
+    scales: np.ndarray
+    vertex_count: int
+    controls: np.ndarray
+    skin_index: np.ndarray
+    skin_weight: np.ndarray
+    control_neighbors: np.ndarray
+    laplacian: sp.csr_matrix
+
+    @property
+    def count(self) -> int:
+        return len(self.means)
+
+
+def mesh_colors(mesh: HeadMesh) -> np.ndarray:
+    """[V, 3] float32 vertex colours 0..1 from vertex colours, else the texture at each UV, else grey."""
+    if mesh.vertex_colors is not None:
+        return mesh.vertex_colors.astype(np.float32) / 255.0
+    if mesh.texture is not None and mesh.uv is not None:
+        return sample_texture(mesh.texture, mesh.uv)
+    return np.full((mesh.vertex_count, 3), 0.6, np.float32)
+
+
+def sample_texture(texture: np.ndarray, uv: np.ndarray) -> np.ndarray:
+    """Bilinear lookup: texture [H, W, 3] uint8 (row 0 on top), uv [..., 2] with v up -> [..., 3] 0..1."""
+    height, width = texture.shape[:2]
+    x = np.clip(uv[..., 0] % 1.0 * width - 0.5, 0, width - 1)
+    y = np.clip((1.0 - uv[..., 1] % 1.0) * height - 0.5, 0, height - 1)
+    x0, y0 = np.floor(x).astype(int), np.floor(y).astype(int)
+    x1, y1 = np.minimum(x0 + 1, width - 1), np.minimum(y0 + 1, height - 1)
+    fx, fy = (x - x0)[..., None], (y - y0)[..., None]
+    tex = texture.astype(np.float32) / 255.0
+    top = tex[y0, x0] * (1 - fx) + tex[y0, x1] * fx
+    bottom = tex[y1, x0] * (1 - fx) + tex[y1, x1] * fx
+    return (top * (1 - fy) + bottom * fy).astype(np.float32)
+
+
+def vertex_normals(vertices: np.ndarray, faces: np.ndarray) -> np.ndarray:
+    tri = vertices[faces].astype(np.float64)
+    face_normal = np.cross(tri[:, 1] - tri[:, 0], tri[:, 2] - tri[:, 0])
+    normals = np.zeros((len(vertices), 3))
+    for corner in range(3):
+        np.add.at(normals, faces[:, corner], face_normal)
+    return (normals / np.maximum(np.linalg.norm(normals, axis=1, keepdims=True), 1e-12)).astype(np.float32)
+
+
+def sample_surface(
+    mesh: HeadMesh, count: int, rng: np.random.Generator
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Area-weighted random points on the triangles.
+
+    Returns:
+        face_index [count], barycentric [count, 3], nearest corner vertex [count].
+    """
+    tri = mesh.vertices[mesh.faces].astype(np.float64)
+    area = 0.5 * np.linalg.norm(np.cross(tri[:, 1] - tri[:, 0], tri[:, 2] - tri[:, 0]), axis=1)
+    face = rng.choice(len(mesh.faces), size=count, p=area / area.sum())
+    r1, r2 = rng.random(count), rng.random(count)
+    s = np.sqrt(r1)
+    bary = np.stack([1 - s, s * (1 - r2), s * r2], axis=1)
+    nearest = mesh.faces[face, np.argmax(bary, axis=1)]
+    return face, bary, nearest.astype(np.int64)
+
+
+def farthest_points(points: np.ndarray, count: int, rng: np.random.Generator) -> np.ndarray:
+    """Indices of `count` points spread evenly by farthest-point sampling."""
+    count = min(count, len(points))
+    chosen = np.empty(count, np.int64)
+    chosen[0] = rng.integers(len(points))
+    distance = np.linalg.norm(points - points[chosen[0]], axis=1)
+    for i in range(1, count):
+        chosen[i] = int(np.argmax(distance))
+        distance = np.minimum(distance, np.linalg.norm(points - points[chosen[i]], axis=1))
+    return chosen
+
+
+def mesh_edge_graph(vertices: np.ndarray, faces: np.ndarray) -> sp.csr_matrix:
+    """Symmetric sparse [V, V] graph of mesh edges weighted by their length."""
+    edges = np.concatenate([faces[:, [0, 1]], faces[:, [1, 2]], faces[:, [2, 0]]]).astype(np.int64)
+    edges = np.unique(np.sort(edges, axis=1), axis=0)
+    length = np.linalg.norm(vertices[edges[:, 0]] - vertices[edges[:, 1]], axis=1) + 1e-12
+    n = len(vertices)
+    graph = sp.coo_matrix((length, (edges[:, 0], edges[:, 1])), shape=(n, n))
+    return (graph + graph.T).tocsr()
+
+
+def uniform_laplacian(vertices: np.ndarray, faces: np.ndarray) -> sp.csr_matrix:
+    graph = mesh_edge_graph(vertices, faces)
+    adjacency = (graph > 0).astype(np.float32)
+    degree = np.asarray(adjacency.sum(axis=1)).ravel()
+    inverse = sp.diags(1.0 / np.maximum(degree, 1.0))
+    return (sp.identity(len(vertices), dtype=np.float32, format="csr") - inverse @ adjacency).tocsr()
+
+
+def geodesic_skinning(
+    vertices: np.ndarray, faces: np.ndarray, control_vertices: np.ndarray, k: int, spacing: float
+) -> tuple[np.ndarray, np.ndarray]:
+    """The k nearest controls of every vertex along the surface, with smooth weights.
+
+    Distances run along mesh edges, so the upper lip is not skinned to lower-lip controls when the
+    mouth is closed, as Euclidean nearest neighbours would do. Vertices that reach fewer than k
+    controls within the search radius (small separate parts such as eyeballs or teeth) are filled in
+    with Euclidean neighbours.
+
+    Returns:
+        index [V, k] int64 into `control_vertices`' order, weight [V, k] float32 rows summing to 1.
+    """
+    v_count = len(vertices)
+    graph = mesh_edge_graph(vertices, faces)
+    radius = 4.0 * spacing
+    best_d = np.full((v_count, k), np.inf)
+    best_i = np.zeros((v_count, k), np.int64)
+    chunk = 128
+    for start in range(0, len(control_vertices), chunk):
+        sources = control_vertices[start : start + chunk]
+        dist = dijkstra(graph, indices=sources, limit=radius)  # [chunk, V]
+        merged_d = np.concatenate([best_d, dist.T], axis=1)
+        merged_i = np.concatenate(
+            [best_i, np.broadcast_to(np.arange(start, start + len(sources)), (v_count, len(sources)))], axis=1
+        )
+        order = np.argsort(merged_d, axis=1)[:, :k]
+        best_d = np.take_along_axis(merged_d, order, axis=1)
+        best_i = np.take_along_axis(merged_i, order, axis=1)
+    # Vertices that reached no control along the surface (a small separate part) use Euclidean ones;
+    # those that reached a few keep only those, with zero weight on the rest.
+    missing = ~np.isfinite(best_d).any(axis=1)
+    if missing.any():
+        tree = cKDTree(vertices[control_vertices])
+        d, i = tree.query(vertices[missing], k=k)
+        best_d[missing], best_i[missing] = d, i
+    sigma = spacing
+    weight = np.where(np.isfinite(best_d), np.exp(-0.5 * (np.minimum(best_d, 1e30) / sigma) ** 2), 0.0)
+    total = weight.sum(axis=1, keepdims=True)
+    # A vertex far from all its controls would get all-zero weights; it follows its nearest one.
+    degenerate = total[:, 0] < 1e-12
+    weight = weight / np.maximum(total, 1e-300)
+    weight[degenerate] = 0.0
+    weight[degenerate, 0] = 1.0
+    best_i[~np.isfinite(best_d)] = best_i[:, :1].repeat(k, axis=1)[~np.isfinite(best_d)]
+    return best_i, weight.astype(np.float32)
+
+
+def build_scaffold(
+    mesh: HeadMesh,
+    *,
+    surface_samples: int,
+    control_count: int,
+    k: int = 10,
+    arap_neighbors: int = 6,
+    seed: int = 0,
+) -> Scaffold:
+    """Build the static Gaussians (vertices + `surface_samples` points), controls and skinning."""
+    rng = np.random.default_rng(seed)
+    vertices = mesh.vertices.astype(np.float64)
+    v_normals = vertex_normals(mesh.vertices, mesh.faces)
+    v_colors = mesh_colors(mesh)
+
+    face, bary, nearest = sample_surface(mesh, surface_samples, rng)
+    corners = mesh.faces[face]
+    s_means = np.einsum("nc,ncd->nd", bary, vertices[corners])
+    s_normals = np.einsum("nc,ncd->nd", bary, v_normals[corners].astype(np.float64))
+    s_normals /= np.maximum(np.linalg.norm(s_normals, axis=1, keepdims=True), 1e-12)
+    if mesh.texture is not None and mesh.uv is not None:
+        s_colors = sample_texture(mesh.texture, np.einsum("nc,ncd->nd", bary, mesh.uv[corners]))
+    else:
+        s_colors = np.einsum("nc,ncd->nd", bary, v_colors[corners])
+
+    means = np.concatenate([vertices, s_means]).astype(np.float32)
+    normals = np.concatenate([v_normals, s_normals]).astype(np.float32)
+    colors = np.concatenate([v_colors, s_colors]).astype(np.float32)
+    tree = cKDTree(means)
+    d, _ = tree.query(means, k=4)
+    spacing_local = d[:, 1:].mean(axis=1)
+    # Cover the surface without holes but keep detail: scales near the local point spacing.
+    scales = np.clip(spacing_local * 0.7, 1e-4, None).astype(np.float32)
+
+    control_vertices = farthest_points(vertices, control_count, rng)
+    controls = vertices[control_vertices]
+    # Spacing along the surface: nearest neighbours in space mislead where surfaces nearly touch (lips).
+    tri = vertices[mesh.faces]
+    area = 0.5 * np.linalg.norm(np.cross(tri[:, 1] - tri[:, 0], tri[:, 2] - tri[:, 0]), axis=1).sum()
+    control_spacing = float(np.sqrt(area / len(controls)))
+    v_index, v_weight = geodesic_skinning(vertices, mesh.faces, control_vertices, k, control_spacing)
+    skin_index = np.concatenate([v_index, v_index[nearest]])
+    skin_weight = np.concatenate([v_weight, v_weight[nearest]])
+
+    j = min(arap_neighbors + 1, len(controls))
+    _, neighbors = cKDTree(controls).query(controls, k=j)
+    return Scaffold(
+        means=means,
+        normals=normals,
+        colors=colors,
+        scales=scales,
+        vertex_count=len(vertices),
+        controls=controls.astype(np.float32),
+        skin_index=skin_index.astype(np.int64),
+        skin_weight=skin_weight.astype(np.float32),
+        control_neighbors=np.asarray(neighbors, np.int64)[:, 1:],
+        laplacian=uniform_laplacian(mesh.vertices, mesh.faces),
+    )

@@ -1,0 +1,437 @@
+"""The optimisation loop of the fit, and the data it consumes.
+
+Everything runs in the asset's normalised frame: capture cameras are moved into it once, so that
+learning rates and regularisers mean the same for a head modelled in centimetres or in metres.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from ..capture import Capture
+from ..errors import InputError, StageError
+from ..mesh_io import HeadMesh, invert_similarity
+from ..render import rasterize
+from . import losses
+from .model import ControlDeformation, DeformableGaussians, view_code
+from .presets import FitPreset
+
+# A Gaussian whose normal points this much away from the camera is hidden behind the head.
+BACKFACE_COSINE = 0.35
+
+
+@dataclass
+class SequenceSpan:
+    name: str
+    first_frame: int  # index of its frame 0 among all frames (the model's code table)
+    frame_count: int
+
+
+@dataclass
+class FitData:
+    """The capture as tensors, cameras in the normalised frame.
+
+    Attributes:
+        images: [I, H, W, 4] uint8 RGBA (alpha 255 where the capture has none).
+        image_frame: [I] global frame index of each image; image_view: [I] camera index.
+        viewmats: [C, 4, 4] rigid world-to-camera in the normalised frame; Ks: [C, 3, 3].
+        view_codes: [C, 5]; canonical_view: [5] (the frontal camera's code).
+        backgrounds: [C, 3] colour behind the head per camera (black when there is a mask).
+    """
+
+    images: Tensor
+    image_frame: Tensor
+    image_view: Tensor
+    viewmats: Tensor
+    Ks: Tensor
+    camera_centers: Tensor
+    view_codes: Tensor
+    canonical_view: Tensor
+    backgrounds: Tensor
+    has_mask: bool
+    width: int
+    height: int
+    camera_names: list[str]
+    sequences: list[SequenceSpan] = field(default_factory=list)
+
+    @property
+    def frame_count(self) -> int:
+        return sum(s.frame_count for s in self.sequences)
+
+
+def canonical_camera_index(capture: Capture, mesh: HeadMesh) -> int:
+    """The camera closest to straight in front of the face (+Z in the normalised frame)."""
+    best, best_score = 0, -2.0
+    for index, camera in enumerate(capture.cameras.values()):
+        center = mesh.from_source_points(camera.center[None])[0]
+        score = float(center[2] / max(np.linalg.norm(center), 1e-12))
+        if score > best_score + 1e-6:
+            best, best_score = index, score
+    return best
+
+
+def load_fit_data(capture: Capture, mesh: HeadMesh, device: torch.device,
+                  progress: Callable[[float, str], None] | None = None) -> FitData:
+    """Read every frame of the capture and check that it can be fitted to `mesh`."""
+    cameras = list(capture.cameras.values())
+    sizes = {(c.width, c.height) for c in cameras}
+    if len(sizes) != 1:
+        raise InputError("The capture's cameras have different image sizes; the fit needs one size for all views.")
+    width, height = sizes.pop()
+    for sequence in capture.sequences:
+        if capture.frame_count(sequence.name) < 2:
+            raise InputError(
+                f"Sequence {sequence.name!r} has a single frame; the fit needs frame 0 (neutral) and at least one more."
+            )
+
+    # capture cameras see the asset file's coordinates; the model lives in the normalised frame.
+    to_source = mesh.to_source
+    scale = mesh.source_scale
+    viewmats, ks, centers, codes, names = [], [], [], [], []
+    for camera in cameras:
+        w2c = camera.world_to_camera @ to_source  # camera <- normalised, with uniform scale `scale`
+        rigid = np.eye(4)
+        rigid[:3, :3] = w2c[:3, :3] / scale
+        rigid[:3, 3] = w2c[:3, 3] / scale  # projection ignores a common scale of camera coordinates
+        viewmats.append(rigid)
+        ks.append(camera.K)
+        center = -rigid[:3, :3].T @ rigid[:3, 3]
+        centers.append(center)
+        distance = float(np.linalg.norm(center))
+        azimuth = math.degrees(math.atan2(center[0], center[2]))
+        elevation = math.degrees(math.asin(max(-1.0, min(1.0, center[1] / max(distance, 1e-12)))))
+        codes.append((azimuth, elevation, distance))
+        names.append(camera.name)
+    _check_cameras_see_asset(mesh, np.array(viewmats), np.array(ks), width, height)
+
+    images, image_frame, image_view, spans = [], [], [], []
+    has_mask = True
+    first = 0
+    total = len(capture.sequences) * len(cameras)
+    done = 0
+    for sequence in capture.sequences:
+        count = capture.frame_count(sequence.name)
+        spans.append(SequenceSpan(sequence.name, first, count))
+        for view_index, camera in enumerate(cameras):
+            if camera.name not in sequence.views:
+                continue
+            frames = capture.read_frames(sequence.name, camera.name)  # [T, H, W, 4]
+            has_mask &= capture.has_alpha(sequence.name, camera.name)
+            images.append(torch.from_numpy(np.ascontiguousarray(frames)))
+            image_frame.append(torch.arange(first, first + count))
+            image_view.append(torch.full((count,), view_index))
+            done += 1
+            if progress is not None:
+                progress(done / total, f"reading {sequence.name}/{camera.name}")
+        first += count
+
+    all_images = torch.cat(images).to(device)
+    backgrounds = torch.zeros(len(cameras), 3)
+    if not has_mask:
+        # Without a mask the background is whatever the video shows: take it from the image borders.
+        view_of = torch.cat(image_view)
+        for v in range(len(cameras)):
+            picked = all_images[view_of.to(device) == v][:, :, :, :3].float() / 255.0
+            border = torch.cat([picked[:, 0], picked[:, -1], picked[:, :, 0], picked[:, :, -1]], dim=1)
+            backgrounds[v] = border.reshape(-1, 3).median(dim=0).values.cpu()
+    angles = torch.tensor(codes, dtype=torch.float32)
+    view_codes = view_code(angles[:, 0], angles[:, 1], angles[:, 2])
+    canonical = canonical_camera_index(capture, mesh)
+    return FitData(
+        images=all_images,
+        image_frame=torch.cat(image_frame).to(device),
+        image_view=torch.cat(image_view).to(device),
+        viewmats=torch.tensor(np.array(viewmats), dtype=torch.float32, device=device),
+        Ks=torch.tensor(np.array(ks), dtype=torch.float32, device=device),
+        camera_centers=torch.tensor(np.array(centers), dtype=torch.float32, device=device),
+        view_codes=view_codes.to(device),
+        canonical_view=view_codes[canonical].to(device),
+        backgrounds=backgrounds.to(device),
+        has_mask=has_mask,
+        width=width,
+        height=height,
+        camera_names=names,
+        sequences=spans,
+    )
+
+
+def _check_cameras_see_asset(mesh: HeadMesh, viewmats: np.ndarray, ks: np.ndarray, width: int, height: int) -> None:
+    """Refuse captures whose cameras cannot see the head, or see it at an absurd size (wrong units)."""
+    points = mesh.vertices.astype(np.float64)
+    extent = float(np.ptp(points, axis=0).max())
+    seen, sizes = 0, []
+    for w2c, k in zip(viewmats, ks):
+        cam = points @ w2c[:3, :3].T + w2c[:3, 3]
+        front = cam[:, 2] > 1e-6
+        if front.mean() < 0.5:
+            continue
+        uv = cam[front, :2] / cam[front, 2:3] * np.array([k[0, 0], k[1, 1]]) + k[:2, 2]
+        inside = (uv[:, 0] >= 0) & (uv[:, 0] < width) & (uv[:, 1] >= 0) & (uv[:, 1] < height)
+        if inside.mean() > 0.5:
+            seen += 1
+            sizes.append(extent * k[1, 1] / float(np.median(cam[front, 2])) / height)
+    if seen == 0:
+        raise InputError(
+            "The capture's cameras do not see the asset (it projects outside every image); are the capture "
+            "and the asset in the same coordinates and units?"
+        )
+    if max(sizes) < 0.05:
+        raise InputError(
+            "The asset covers less than 5% of every image; are the capture and the asset in the same units?"
+        )
+
+
+@dataclass
+class FitResult:
+    metrics: dict[str, float]
+    per_sequence_psnr: dict[str, float]
+    steps_done: int
+    seconds: float
+
+
+class NonFiniteLoss(StageError):
+    pass
+
+
+class Trainer:
+    """Optimises a `DeformableGaussians` model against `FitData`.
+
+    `step_callback(fraction, message)` is called every few steps; it may raise `Cancelled`.
+    `checkpoint(state, step)` is called every `preset.checkpoint_every` steps with a known-good state.
+    """
+
+    def __init__(self, model: DeformableGaussians, data: FitData, preset: FitPreset, *,
+                 laplacian: Tensor, seed: int = 0, backend: str = "auto") -> None:
+        self.model = model
+        self.data = data
+        self.preset = preset
+        self.laplacian = laplacian
+        self.backend = backend
+        self.generator = torch.Generator(device="cpu").manual_seed(seed)
+        codes = [model.sequence_directions, model.frame_ramps, model.frame_residuals]
+        static = [model.base_colors, model.base_log_scales, model.base_opacity_logits]
+        grouped = {id(p) for p in codes + static}
+        network = [p for p in model.parameters() if id(p) not in grouped]
+        self.optimizer = torch.optim.Adam(
+            [
+                {"params": network, "lr": preset.lr_network},
+                {"params": codes, "lr": preset.lr_codes},
+                {"params": static, "lr": preset.lr_colors},
+            ]
+        )
+        self.base_lrs = [group["lr"] for group in self.optimizer.param_groups]
+        v = model.vertex_count
+        static = model.static_means[:v]
+        self.static_delta = torch.sparse.mm(laplacian, static)
+        spacing = torch.cdist(model.controls[:64], model.controls).topk(2, largest=False).values[:, 1].median()
+        self.control_spacing = float(spacing)
+        self.last_losses: dict[str, float] = {}
+        neutral = torch.isin(data.image_frame.cpu(), torch.tensor([s.first_frame for s in data.sequences]))
+        self.neutral_images: Tensor = torch.nonzero(neutral).squeeze(1)
+
+    # -- one step ---------------------------------------------------------------------------------
+
+    def render(self, means: Tensor, scales: Tensor, colors: Tensor, views: Tensor) -> tuple[Tensor, Tensor]:
+        """Render a batch at cameras `views` [B]; Gaussians facing away are dropped first."""
+        data = self.data
+        batch, count = means.shape[:2]
+        to_camera = self.model.static_means[None] - data.camera_centers[views][:, None]
+        facing = (self.model.normals[None] * to_camera).sum(-1) / to_camera.norm(dim=-1).clamp_min(1e-9)
+        keep = facing < BACKFACE_COSINE  # [B, N]
+        # Items keep different subsets; pad to the largest with fully transparent Gaussians.
+        kept = keep.sum(1)
+        width_n = int(kept.max())
+        order = torch.argsort((~keep).to(torch.int8), dim=1, stable=True)[:, :width_n]
+        valid = torch.arange(width_n, device=means.device)[None] < kept[:, None]
+        take = lambda t: torch.gather(t, 1, order.reshape(batch, width_n, *([1] * (t.dim() - 2))).expand(  # noqa: E731
+            -1, -1, *t.shape[2:]))
+        m, s, c = take(means), take(scales), take(colors)
+        o = take(self.model.opacities()[None].expand(batch, -1))
+        opacity = torch.where(valid, o, torch.zeros((), dtype=means.dtype))
+        quats = torch.zeros(batch, width_n, 4, dtype=means.dtype, device=means.device)
+        quats[..., 0] = 1.0
+        out = rasterize(
+            m, quats, s[..., None].expand(-1, -1, 3), opacity, c,
+            data.viewmats[views], data.Ks[views], data.width, data.height,
+            background=data.backgrounds[views], backend=self.backend,
+        )
+        return out.rgb, out.alpha
+
+    def targets(self, images: Tensor, views: Tensor) -> tuple[Tensor, Tensor]:
+        rgba = images.float() / 255.0
+        alpha = rgba[..., 3:]
+        rgb = rgba[..., :3] * alpha + self.data.backgrounds[views][:, None, None] * (1 - alpha)
+        return rgb, alpha
+
+    def step(self, step: int) -> dict[str, float]:
+        p, data, model = self.preset, self.data, self.model
+        warmup = step < int(p.color_warmup * p.steps)
+        pool = self.neutral_images if warmup else None
+        if pool is None:
+            picked = torch.randint(len(data.images), (p.batch,), generator=self.generator)
+        else:
+            picked = pool[torch.randint(len(pool), (p.batch,), generator=self.generator)]
+        picked = picked.to(data.images.device)
+        frames, views = data.image_frame[picked], data.image_view[picked]
+        codes = model.frame_codes(frames)
+        view_codes = data.view_codes[views]
+        # Colours first: rendered appearance (lighting, drift) must not be explained by moving geometry.
+        means, scales, colors, deformation = model.gaussians(codes, view_codes, deform=not warmup)
+        rgb, alpha = self.render(means, scales, colors, views)
+        target_rgb, target_alpha = self.targets(data.images[picked], views)
+
+        terms: dict[str, Tensor] = {}
+        terms["photo"] = losses.photometric(rgb, target_rgb, p.ssim_weight)
+        if data.has_mask:
+            terms["mask"] = p.mask_weight * (alpha - target_alpha).abs().mean()
+        terms["refine"] = p.refine_weight * ((colors - torch.sigmoid(model.base_colors)[None]) ** 2).mean()
+        if deformation is not None:
+            terms.update(self.geometry_terms(means, deformation, codes))
+
+        total = sum(terms.values())
+        assert isinstance(total, Tensor)
+        if not torch.isfinite(total):
+            raise NonFiniteLoss(f"The fit diverged at step {step} (the loss is not a number).")
+        self.optimizer.zero_grad(set_to_none=True)
+        total.backward()
+        self.optimizer.step()
+        result = {name: float(value.detach()) for name, value in terms.items()}
+        result["total"] = float(total.detach())
+        result["psnr"] = float(losses.psnr(rgb.detach(), target_rgb))
+        return result
+
+    def geometry_terms(self, means: Tensor, deformation: ControlDeformation, codes: Tensor) -> dict[str, Tensor]:
+        p, data, model = self.preset, self.data, self.model
+        spacing2 = self.control_spacing**2
+        v = model.vertex_count
+        terms: dict[str, Tensor] = {}
+        terms["laplacian"] = p.laplacian_weight * losses.laplacian_loss(
+            self.laplacian, means[:, :v], self.static_delta) / (spacing2 * 1e-2)
+        terms["arap"] = p.arap_weight * losses.arap_loss(
+            model.controls, model.control_neighbors, deformation.rotation, deformation.translation) / spacing2
+        # The view-dependent part: the same frame seen from the canonical view should deform alike.
+        canonical = model.control_deformation(codes, data.canonical_view.expand(len(codes), -1))
+        terms["view"] = p.view_weight * (
+            ((canonical.translation - deformation.translation) ** 2).sum(-1).mean() / spacing2
+            + ((canonical.rotation - deformation.rotation) ** 2).sum((-1, -2)).mean()
+        )
+        first_frames = torch.tensor([s.first_frame for s in data.sequences], device=codes.device)
+        neutral = model.control_deformation(
+            model.frame_codes(first_frames), data.canonical_view.expand(len(first_frames), -1))
+        terms["frame0"] = p.frame0_weight * (losses.identity_loss(
+            neutral.rotation, neutral.translation, neutral.global_rotation, neutral.global_translation) / spacing2
+            + (neutral.log_scale**2).mean())
+        # Expressions move skin; they barely change its size.
+        terms["scale"] = p.scale_weight * (deformation.log_scale**2).mean()
+        terms["temporal"] = p.temporal_weight * self.code_smoothness()
+        eye = torch.eye(3, dtype=means.dtype, device=means.device)
+        terms["pose"] = p.pose_weight * (
+            ((deformation.global_rotation - eye) ** 2).sum((-1, -2)).mean()
+            + (deformation.global_translation**2).sum(-1).mean() / spacing2
+        )
+        return terms
+
+    def code_smoothness(self) -> Tensor:
+        codes = self.model.frame_codes(torch.arange(self.model.frame_count, device=self.model.frame_ramps.device))
+        total = codes.new_zeros(())
+        for span in self.data.sequences:
+            block = codes[span.first_frame : span.first_frame + span.frame_count]
+            total = total + ((block[1:] - block[:-1]) ** 2).sum(-1).mean()
+        return total / max(len(self.data.sequences), 1)
+
+    # -- the loop ---------------------------------------------------------------------------------
+
+    def run(self, start_step: int = 0, step_callback: Callable[[float, str], None] | None = None,
+            checkpoint: Callable[[dict[str, Tensor], int], None] | None = None) -> FitResult:
+        p = self.preset
+        started = time.monotonic()
+        good_state = copy.deepcopy(self.model.state_dict())
+        good_step = start_step
+        smoothed: dict[str, float] = {}
+        for step in range(start_step, p.steps):
+            self._set_learning_rate(step)
+            try:
+                values = self.step(step)
+            except NonFiniteLoss as exc:
+                self.model.load_state_dict(good_state)
+                if checkpoint is not None:
+                    checkpoint(good_state, good_step)
+                raise NonFiniteLoss(f"{exc} The last good checkpoint (step {good_step}) was kept.") from None
+            smoothed = {k: 0.9 * smoothed.get(k, v) + 0.1 * v for k, v in values.items()}
+            done = step + 1
+            if done % p.checkpoint_every == 0 or done == p.steps:
+                good_state = copy.deepcopy(self.model.state_dict())
+                good_step = done
+                if checkpoint is not None:
+                    checkpoint(good_state, done)
+            if step_callback is not None:
+                step_callback(done / p.steps, f"step {done}/{p.steps}, PSNR {smoothed['psnr']:.1f} dB")
+        self.last_losses = smoothed
+        return FitResult(metrics=dict(smoothed), per_sequence_psnr=self.evaluate_psnr(),
+                         steps_done=p.steps, seconds=time.monotonic() - started)
+
+    def _set_learning_rate(self, step: int) -> None:
+        # Cosine decay to a tenth, after a short warm-up that keeps the first large gradients tame.
+        progress = step / max(self.preset.steps - 1, 1)
+        factor = 0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * progress))
+        warmup = min(1.0, (step + 1) / 20)
+        for group, base in zip(self.optimizer.param_groups, self.base_lrs):
+            group["lr"] = base * factor * warmup
+
+    @torch.no_grad()
+    def evaluate_psnr(self, batch: int = 8) -> dict[str, float]:
+        """PSNR of every image, as rendered at its own view, averaged per sequence (dB)."""
+        data, model = self.data, self.model
+        squared: dict[str, list[float]] = {s.name: [] for s in data.sequences}
+        sequence_of_frame = torch.empty(data.frame_count, dtype=torch.long)
+        for index, span in enumerate(data.sequences):
+            sequence_of_frame[span.first_frame : span.first_frame + span.frame_count] = index
+        for start in range(0, len(data.images), batch):
+            picked = torch.arange(start, min(start + batch, len(data.images)), device=data.images.device)
+            frames, views = data.image_frame[picked], data.image_view[picked]
+            means, scales, colors, _ = model.gaussians(model.frame_codes(frames), data.view_codes[views])
+            rgb, _ = self.render(means, scales, colors, views)
+            target, _ = self.targets(data.images[picked], views)
+            mse = ((rgb - target) ** 2).mean(dim=(1, 2, 3))
+            for frame, value in zip(frames.tolist(), mse.tolist()):
+                squared[data.sequences[int(sequence_of_frame[frame])].name].append(value)
+        return {name: float(-10 * np.log10(max(np.mean(v), 1e-10))) for name, v in squared.items() if v}
+
+    @torch.no_grad()
+    def registered_vertices(self) -> dict[str, Tensor]:
+        """Per sequence [T, V, 3] registered vertices (normalised frame); see `register_sequence`."""
+        return {
+            span.name: register_sequence(
+                self.model, self.model.frame_codes(torch.arange(span.first_frame, span.first_frame + span.frame_count)),
+                self.data.canonical_view)
+            for span in self.data.sequences
+        }
+
+
+@torch.no_grad()
+def register_sequence(model: DeformableGaussians, codes: Tensor, canonical_view: Tensor) -> Tensor:
+    """The static mesh moved to each frame of one sequence: [T, D] codes -> [T, V, 3].
+
+    The deformation is evaluated at the canonical view code, and frame 0's own deformation is
+    subtracted: frame 0 shows the neutral face, which *is* the static mesh, so whatever deformation
+    the model needs there is model error (splat blur at the silhouette, lighting) that every frame
+    shares, not expression.
+    """
+    deformed = model.vertices(codes, canonical_view.expand(len(codes), -1))
+    return model.static_means[: model.vertex_count][None] + (deformed - deformed[:1])
+
+
+def to_source_vertices(vertices: Tensor, mesh: HeadMesh) -> np.ndarray:
+    """[..., V, 3] normalised -> float32 in the asset file's coordinates."""
+    return mesh.to_source_points(vertices.cpu().numpy().astype(np.float64)).astype(np.float32)
+
+
+__all__ = ["FitData", "Trainer", "load_fit_data", "to_source_vertices", "invert_similarity"]

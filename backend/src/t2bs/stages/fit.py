@@ -1,0 +1,130 @@
+"""The `fit` stage (DESIGN.md stage 4): deformable Gaussians fitted to the capture."""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+import numpy as np
+import torch
+
+from ..bundle import CAPTURE_DIR
+from ..capture import read_capture
+from ..errors import InputError
+from ..fit.model import DeformableGaussians
+from ..fit.presets import PRESETS
+from ..fit.scaffold import build_scaffold
+from ..fit.storage import (
+    FIT_JSON,
+    GAUSSIANS_PLY,
+    SCAFFOLD,
+    WEIGHTS,
+    load_weights,
+    save_scaffold,
+    save_weights,
+    write_fit_json,
+    write_gaussians_ply,
+)
+from ..fit.trainer import Trainer, load_fit_data
+from ..stage import Stage, StageContext
+from .asset import load_asset
+
+CHECKPOINT = "weights.safetensors"
+
+
+def resolve_device(name: str) -> torch.device:
+    if name in ("auto", None):
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise InputError("--device cuda was asked for but torch sees no CUDA device; use --device cpu or auto.")
+    if name not in ("cuda", "cpu"):
+        raise InputError(f"Unknown device {name!r}; choose auto, cuda or cpu.")
+    return torch.device(name)
+
+
+def sparse_laplacian(matrix: Any, device: torch.device) -> torch.Tensor:
+    coo = matrix.tocoo()
+    indices = torch.from_numpy(np.vstack([coo.row, coo.col]).astype(np.int64))
+    values = torch.from_numpy(coo.data.astype(np.float32))
+    return torch.sparse_coo_tensor(indices, values, coo.shape, device=device, check_invariants=False).coalesce()
+
+
+class FitStage(Stage):
+    name = "fit"
+    outputs = ("fit",)
+
+    def run(self, ctx: StageContext) -> None:
+        preset_name = str(ctx.settings.get("preset", "preview"))
+        if preset_name not in PRESETS:
+            raise InputError(f"Unknown preset {preset_name!r}; choose one of: {', '.join(PRESETS)}.")
+        preset = PRESETS[preset_name]
+        if ctx.settings.get("fit_steps") is not None:
+            steps = int(ctx.settings["fit_steps"])
+            if steps < 1:
+                raise InputError("--fit-steps must be at least 1.")
+            preset = dataclasses.replace(preset, steps=steps)
+        # Checkpoints at least five times per fit, so a cancelled short fit also resumes part-way.
+        preset = dataclasses.replace(preset, checkpoint_every=max(1, min(preset.checkpoint_every, preset.steps // 5)))
+        device = resolve_device(str(ctx.settings.get("device", "auto")))
+        seed = int(ctx.settings.get("seed", 0))
+        torch.manual_seed(seed)
+        ctx.record_seed(seed)
+
+        mesh = load_asset(ctx.bundle.root)
+        capture = read_capture(ctx.input(CAPTURE_DIR), check_media=False)
+        ctx.step(0.0, "reading the capture")
+        data = load_fit_data(capture, mesh, device, progress=lambda f, m: ctx.step(0.05 * f, m))
+        ctx.step(0.05, "building Gaussians and control points")
+        scaffold = build_scaffold(mesh, surface_samples=preset.surface_samples,
+                                  control_count=preset.control_count, seed=seed)
+        model = DeformableGaussians(scaffold, [s.frame_count for s in data.sequences], code_dim=preset.code_dim,
+                                    hidden=preset.hidden, layers=preset.layers).to(device)
+        trainer = Trainer(model, data, preset, laplacian=sparse_laplacian(scaffold.laplacian, device), seed=seed)
+
+        checkpoint_path = ctx.checkpoint_dir / CHECKPOINT
+        start = 0
+        if checkpoint_path.exists():
+            from safetensors import safe_open
+
+            with safe_open(str(checkpoint_path), "pt") as handle:
+                start = int((handle.metadata() or {}).get("step", 0))
+            load_weights(model, checkpoint_path)
+            ctx.log.info("resuming the fit from step %d", start)
+            ctx.record_metrics(resumed_from_step=start)
+
+        def checkpoint(state: dict[str, torch.Tensor], step: int) -> None:
+            save_weights(checkpoint_path, state, {"step": str(step)})
+
+        result = trainer.run(
+            start_step=start,
+            step_callback=lambda f, m: ctx.step(0.07 + 0.9 * f, m),
+            checkpoint=checkpoint,
+        )
+        ctx.step(0.98, "writing the model")
+        save_scaffold(ctx.output(SCAFFOLD), scaffold)
+        save_weights(ctx.output(WEIGHTS), model.state_dict())
+        write_fit_json(ctx.output(FIT_JSON), {
+            "preset": preset_name,
+            "preset_values": preset.to_dict(),
+            "sequences": [{"name": s.name, "first_frame": s.first_frame, "frame_count": s.frame_count}
+                          for s in data.sequences],
+            "canonical_view": data.canonical_view.cpu().tolist(),
+            "frame_count": data.frame_count,
+            "gaussians": scaffold.count,
+            "controls": len(scaffold.controls),
+        })
+        with torch.no_grad():
+            colors = torch.sigmoid(model.base_colors).cpu().numpy()
+            scales = (model.static_scales * torch.exp(model.base_log_scales)).cpu().numpy()
+            opacities = model.opacities().cpu().numpy()
+        write_gaussians_ply(ctx.output(GAUSSIANS_PLY), scaffold.means, scales, colors, opacities, mesh)
+        ctx.record_provider(name="deformable-gaussians", preset=preset_name, device=str(device),
+                            rasterizer=trainer.backend)
+        ctx.record_metrics(
+            psnr=result.per_sequence_psnr,
+            final_losses={k: round(v, 6) for k, v in result.metrics.items()},
+            steps=result.steps_done,
+            seconds=round(result.seconds, 2),
+            gaussians=scaffold.count,
+            controls=len(scaffold.controls),
+        )

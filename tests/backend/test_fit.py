@@ -1,0 +1,191 @@
+"""The fit and registration stages on a small ICT ground-truth capture: files, shapes, resume, bad input.
+
+Quality (how much of the true motion the preview preset recovers) is measured by
+bench/bench_fit_ict.py, not here: a CPU test cannot afford a full fit.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from t2bs.bundle import Bundle, read_registered
+from t2bs.capture import CaptureWriter, look_at_camera, read_capture
+from t2bs.errors import Cancelled, InputError
+from t2bs.fit.model import DeformableGaussians, axis_angle_to_matrix
+from t2bs.fit.presets import PRESETS
+from t2bs.fit.scaffold import build_scaffold
+from t2bs.fit.trainer import NonFiniteLoss, Trainer, load_fit_data
+from t2bs.mesh_io import load_head_mesh
+from t2bs.pipelines import start_run
+from t2bs.progress import CancelToken
+from t2bs.stages.fit import sparse_laplacian
+from t2bs.testing.ict_fixture import IctFixture, make_ict_capture
+
+from tests.conftest import ICT_HEAD
+
+pytestmark = pytest.mark.skipif(not ICT_HEAD.exists(), reason=f"ICT head model not found at {ICT_HEAD}")
+
+FIT_STEPS = 6
+
+
+@pytest.fixture(scope="module")
+def ict(tmp_path_factory: pytest.TempPathFactory) -> IctFixture:
+    return make_ict_capture(tmp_path_factory.mktemp("ict"), sequences=2, views=2, frames=3, size=48, seed=3)
+
+
+@pytest.fixture(scope="module")
+def fitted(ict: IctFixture, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("fit") / "bundle"
+    args = {"asset": str(ict.asset), "capture": str(ict.capture), "fit_steps": FIT_STEPS, "device": "cpu"}
+    start_run("fit", args, out=out).run()
+    return out
+
+
+def test_fit_writes_a_complete_bundle(fitted: Path, ict: IctFixture) -> None:
+    manifest = json.loads((fitted / "manifest.json").read_text())
+    assert manifest["status"] == "complete"
+    assert list(manifest["stages"]) == ["asset", "capture", "fit", "register"]
+    fit = manifest["metrics"]["fit"]
+    assert set(fit["psnr"]) == {"seq00", "seq01"} and all(10 < v < 80 for v in fit["psnr"].values())
+    assert fit["steps"] == FIT_STEPS and np.isfinite(fit["final_losses"]["total"])
+    assert manifest["providers"]["fit"]["rasterizer"] in ("torch", "gsplat", "auto")
+    for name in ("fit.json", "scaffold.safetensors", "deformation.safetensors", "gaussians.ply"):
+        assert (fitted / "fit" / name).is_file()
+    assert not (fitted / ".checkpoints").exists() and not (fitted / ".partial").exists()
+
+
+def test_registered_frames_have_the_asset_topology_in_its_coordinates(fitted: Path, ict: IctFixture) -> None:
+    asset = load_head_mesh(ict.asset)
+    source = asset.source_vertices()
+    truth = np.load(ict.truth)
+    assert Bundle(fitted).registered_sequences() == ["seq00", "seq01"]
+    for name in ("seq00", "seq01"):
+        vertices = read_registered(fitted / "registered" / f"{name}.npz", vertex_count=asset.vertex_count)
+        assert vertices.shape == truth[name].shape == (3, asset.vertex_count, 3)
+        # Frame 0 is the neutral: the static mesh itself, in the file's own units (centimetres).
+        np.testing.assert_allclose(vertices[0], source, atol=1e-4 * float(truth["diagonal"]))
+        # A few steps cannot have gone far from the truth.
+        error = np.linalg.norm(vertices - truth[name], axis=-1).mean() / float(truth["diagonal"])
+        assert error < 0.01
+
+
+def test_gaussians_ply_is_in_the_3dgs_layout(fitted: Path, ict: IctFixture) -> None:
+    data = (fitted / "fit" / "gaussians.ply").read_bytes()
+    header, _, body = data.partition(b"end_header\n")
+    lines = header.decode().splitlines()
+    properties = [line.split()[-1] for line in lines if line.startswith("property")]
+    assert properties == ["x", "y", "z", "nx", "ny", "nz", "f_dc_0", "f_dc_1", "f_dc_2", "opacity",
+                          "scale_0", "scale_1", "scale_2", "rot_0", "rot_1", "rot_2", "rot_3"]
+    count = int(next(line for line in lines if line.startswith("element vertex")).split()[-1])
+    table = np.frombuffer(body, dtype="<f4").reshape(count, len(properties))
+    asset = load_head_mesh(ict.asset)
+    # The first Gaussians are the mesh vertices, written in the asset file's coordinates.
+    np.testing.assert_allclose(table[: asset.vertex_count, :3], asset.source_vertices(), atol=1e-3)
+    assert np.isfinite(table).all()
+
+
+def test_cli_fit_rejects_a_capture_with_one_frame(ict: IctFixture, tmp_path: Path) -> None:
+    capture = read_capture(ict.capture)
+    writer = CaptureWriter(tmp_path / "one")
+    for camera in capture.cameras.values():
+        writer.add_camera(camera)
+    frames = {view: capture.read_frames("seq00", view)[:1] for view in capture.cameras}
+    writer.write_sequence("still", "", 24, frames)
+    writer.close()
+    result = subprocess.run(
+        [sys.executable, "-m", "t2bs", "fit", "--asset", str(ict.asset), "--capture", str(tmp_path / "one"),
+         "--out", str(tmp_path / "b"), "--quiet"],
+        capture_output=True, text=True, timeout=120,
+    )
+    assert result.returncode == 2
+    assert result.stderr.strip() == (
+        "t2bs: Sequence 'still' has a single frame; the fit needs frame 0 (neutral) and at least one more."
+    )
+    assert json.loads((tmp_path / "b" / "manifest.json").read_text())["status"] == "failed"
+
+
+def _capture_with(camera_eye: tuple[float, float, float], target: tuple[float, float, float], ict: IctFixture,
+                  out: Path) -> Path:
+    source = read_capture(ict.capture)
+    writer = CaptureWriter(out)
+    camera = look_at_camera("front", camera_eye, target, (0, 1, 0), 48, 48, 28.0)
+    writer.add_camera(camera)
+    writer.write_sequence("seq", "", 24, {"front": source.read_frames("seq00", "front")})
+    writer.close()
+    return out
+
+
+def test_cameras_that_do_not_see_the_asset_are_refused(ict: IctFixture, tmp_path: Path) -> None:
+    mesh = load_head_mesh(ict.asset)
+    away = read_capture(_capture_with((0, 0, 75), (0, 0, 150), ict, tmp_path / "away"))
+    with pytest.raises(InputError, match="do not see the asset"):
+        load_fit_data(away, mesh, torch.device("cpu"))
+    # The same camera in metres while the asset is in centimetres: the head is a speck.
+    far = read_capture(_capture_with((0, 0, 7500), (0, -2, 2), ict, tmp_path / "units"))
+    with pytest.raises(InputError, match="same units"):
+        load_fit_data(far, mesh, torch.device("cpu"))
+
+
+def _small_trainer(ict: IctFixture, steps: int) -> Trainer:
+    mesh = load_head_mesh(ict.asset)
+    data = load_fit_data(read_capture(ict.capture), mesh, torch.device("cpu"))
+    preset = PRESETS["preview"]
+    preset = type(preset)(**{**preset.to_dict(), "steps": steps, "checkpoint_every": 2})
+    scaffold = build_scaffold(mesh, surface_samples=500, control_count=100)
+    model = DeformableGaussians(scaffold, [s.frame_count for s in data.sequences], code_dim=8, hidden=16, layers=2)
+    return Trainer(model, data, preset, laplacian=sparse_laplacian(scaffold.laplacian, torch.device("cpu")))
+
+
+def test_divergence_stops_with_a_clear_error_and_keeps_the_last_good_checkpoint(ict: IctFixture) -> None:
+    trainer = _small_trainer(ict, steps=8)
+    original = trainer.step
+    saved: list[int] = []
+
+    def step(index: int) -> dict[str, float]:
+        if index == 5:
+            with torch.no_grad():
+                trainer.model.frame_residuals.fill_(float("nan"))
+        return original(index)
+
+    trainer.step = step  # type: ignore[method-assign]
+    with pytest.raises(NonFiniteLoss, match="diverged at step 5.*last good checkpoint \\(step 4\\)"):
+        trainer.run(checkpoint=lambda state, done: saved.append(done))
+    assert saved == [2, 4, 4]
+    assert torch.isfinite(trainer.model.frame_residuals).all()  # restored to the good state
+
+
+def test_cancelled_fit_resumes_from_its_checkpoint(ict: IctFixture, tmp_path: Path) -> None:
+    token = CancelToken()
+    args = {"asset": str(ict.asset), "capture": str(ict.capture), "fit_steps": 10, "device": "cpu"}
+
+    def cancel_late(event: object) -> None:
+        if getattr(event, "stage", "") == "fit" and "step 8/10" in getattr(event, "message", ""):
+            token.cancel()
+
+    with pytest.raises(Cancelled):
+        start_run("fit", args, out=tmp_path / "b", on_progress=cancel_late, cancel=token).run()
+    assert (tmp_path / "b" / ".checkpoints" / "fit" / "weights.safetensors").is_file()
+    start_run("fit", args, out=tmp_path / "b", resume=True).run()
+    manifest = json.loads((tmp_path / "b" / "manifest.json").read_text())
+    assert manifest["status"] == "complete"
+    assert manifest["metrics"]["fit"]["resumed_from_step"] >= 6
+
+
+def test_rotation_helper_and_identity_start(ict: IctFixture) -> None:
+    rotation = axis_angle_to_matrix(torch.randn(50, 3))
+    eye = torch.eye(3).expand(50, 3, 3)
+    torch.testing.assert_close(rotation @ rotation.transpose(-1, -2), eye, atol=1e-5, rtol=0)
+    torch.testing.assert_close(torch.linalg.det(rotation), torch.ones(50), atol=1e-5, rtol=0)
+    trainer = _small_trainer(ict, steps=1)
+    model = trainer.model
+    frames = torch.arange(model.frame_count)
+    views = trainer.data.view_codes[torch.zeros_like(frames)]
+    means, scales, _, _ = model.gaussians(model.frame_codes(frames), views)
+    # Before any step the deformation is the identity: every frame is the static head.
+    torch.testing.assert_close(means, model.static_means.expand_as(means), atol=1e-6, rtol=0)

@@ -1,0 +1,74 @@
+"""Static Gaussians, control points and skinning; and the ICT fixture generator the fit is scored with."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from t2bs.capture import read_capture
+from t2bs.fit.losses import ssim
+from t2bs.fit.scaffold import build_scaffold
+from t2bs.mesh_io import HeadMesh, load_head_mesh
+from t2bs.testing.ict_fixture import make_ict_capture, registration_scores
+
+from tests.conftest import ICT_HEAD
+
+
+def two_sheets(gap: float = 0.01, n: int = 30) -> HeadMesh:
+    """Two parallel square sheets `gap` apart, like closed lips: close in space, far along the surface."""
+    xs = np.linspace(-0.5, 0.5, n)
+    grid = np.stack(np.meshgrid(xs, xs, indexing="ij"), -1).reshape(-1, 2)
+    faces = []
+    for i in range(n - 1):
+        for j in range(n - 1):
+            a, b, c, d = i * n + j, (i + 1) * n + j, (i + 1) * n + j + 1, i * n + j + 1
+            faces += [[a, b, c], [a, c, d]]
+    sheet = np.column_stack([grid[:, 0], np.zeros(len(grid)), grid[:, 1]])
+    vertices = np.concatenate([sheet, sheet + [0, gap, 0]])
+    faces_all = np.concatenate([faces, np.asarray(faces) + len(sheet)])
+    return HeadMesh(vertices=vertices, faces=faces_all, vertex_colors=np.full((len(vertices), 3), 128, np.uint8))
+
+
+def test_scaffold_puts_vertices_first_and_skins_along_the_surface() -> None:
+    mesh = two_sheets()
+    scaffold = build_scaffold(mesh, surface_samples=300, control_count=40, seed=1)
+    half = mesh.vertex_count // 2
+    assert scaffold.count == mesh.vertex_count + 300
+    np.testing.assert_array_equal(scaffold.means[: mesh.vertex_count], mesh.vertices)
+    np.testing.assert_allclose(scaffold.skin_weight.sum(1), 1.0, atol=1e-5)
+    assert scaffold.skin_index.shape == (scaffold.count, 10)
+    # Controls are mesh vertices; a vertex of one sheet is never moved by the other sheet's controls.
+    control_sheet = (scaffold.controls[:, 1] > 0.005).astype(int)
+    vertex_sheet = np.repeat([0, 1], half)
+    used = scaffold.skin_weight[: mesh.vertex_count] > 1e-6
+    crossing = (control_sheet[scaffold.skin_index[: mesh.vertex_count]] != vertex_sheet[:, None]) & used
+    assert not crossing.any()
+    assert set(control_sheet) == {0, 1}
+    assert scaffold.control_neighbors.shape == (40, 6)
+
+
+def test_ssim_of_identical_images_is_one() -> None:
+    import torch
+
+    image = torch.rand(2, 32, 32, 3)
+    assert float(ssim(image, image)) == pytest.approx(1.0, abs=1e-5)
+    assert float(ssim(image, torch.rand(2, 32, 32, 3))) < 0.2
+
+
+@pytest.mark.skipif(not ICT_HEAD.exists(), reason=f"ICT head model not found at {ICT_HEAD}")
+def test_ict_fixture_writes_a_valid_capture_and_its_truth(tmp_path) -> None:
+    fixture = make_ict_capture(tmp_path / "ict", sequences=2, views=3, frames=4, size=40, seed=5, drift=0.03)
+    capture = read_capture(fixture.capture)
+    assert capture.sequence_names == ["seq00", "seq01"] and list(capture.cameras)[0] == "front"
+    asset = load_head_mesh(fixture.asset)
+    truth = np.load(fixture.truth)
+    for name in capture.sequence_names:
+        frames = capture.read_frames(name, "front")
+        assert frames.shape == (4, 40, 40, 4) and capture.has_alpha(name, "front")
+        assert 0.1 < (frames[..., 3] > 128).mean() < 0.9  # the head fills part of the image
+        assert truth[name].shape == (4, asset.vertex_count, 3)
+        np.testing.assert_allclose(truth[name][0], asset.source_vertices(), atol=1e-3)
+        assert np.linalg.norm(truth[name][-1] - truth[name][0], axis=-1).max() > 0.1  # centimetres: it moves
+    perfect = {name: truth[name] for name in capture.sequence_names}
+    still = {name: np.repeat(truth[name][:1], 4, axis=0) for name in capture.sequence_names}
+    assert registration_scores(perfect, fixture.truth)["motion_recovered"] == pytest.approx(1.0)
+    assert registration_scores(still, fixture.truth)["motion_recovered"] == pytest.approx(0.0, abs=1e-6)
