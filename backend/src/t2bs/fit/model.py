@@ -119,6 +119,7 @@ class DeformableGaussians(nn.Module):
         self.sequence_directions = nn.Parameter(torch.randn(len(lengths), code_dim, generator=generator))
         self.frame_ramps = nn.Parameter(torch.cat([torch.linspace(0.0, 1.0, n) for n in lengths]))
         self.frame_residuals = nn.Parameter(torch.zeros(sum(lengths), code_dim))
+        self.frame_offsets = nn.Parameter(torch.zeros(sum(lengths), len(scaffold.controls), 3))
         self.register_buffer("frame_sequence", torch.repeat_interleave(torch.arange(len(lengths)), torch.tensor(lengths)))
         self.base_colors = nn.Parameter(torch.logit(torch.from_numpy(scaffold.colors).clamp(0.02, 0.98)))
         # Static per-Gaussian size and opacity corrections, shared by all frames: they let the neutral
@@ -144,8 +145,13 @@ class DeformableGaussians(nn.Module):
 
     # -- deformation -------------------------------------------------------------------------------
 
-    def control_deformation(self, codes: Tensor, views: Tensor) -> ControlDeformation:
-        """codes [B, D], views [B, 5] -> per-control transforms for each batch item."""
+    def control_deformation(self, codes: Tensor, views: Tensor, frames: Tensor | None = None) -> ControlDeformation:
+        """codes [B, D], views [B, 5] -> per-control transforms for each batch item.
+
+        With `frames` [B], each frame's free per-control offsets are added to the translations: the MLP
+        gives the smooth, shared part of the motion and learns slowly; the offsets let every frame take
+        what its images show within a short fit, kept in check by the geometry and temporal terms.
+        """
         batch, controls = codes.shape[0], self.controls.shape[0]
         condition = torch.cat([codes, views], -1)
         inputs = torch.cat(
@@ -155,6 +161,8 @@ class DeformableGaussians(nn.Module):
         # Output scaling keeps the early steps gentle; translations in normalised units.
         rotation = axis_angle_to_matrix(out[..., :3] * 0.5)
         translation = out[..., 3:6] * 0.05
+        if frames is not None:
+            translation = translation + self.frame_offsets[frames]
         log_scale = out[..., 6] * 0.1
         pose = self.head_pose(condition)
         global_rotation = axis_angle_to_matrix(pose[:, :3] * 0.2)
@@ -181,7 +189,7 @@ class DeformableGaussians(nn.Module):
         moved = moved + deformation.global_translation[:, None]
         return moved, blended[..., 12]
 
-    def gaussians(self, codes: Tensor, views: Tensor, *, deform: bool = True
+    def gaussians(self, codes: Tensor, views: Tensor, *, frames: Tensor | None = None, deform: bool = True
                   ) -> tuple[Tensor, Tensor, Tensor, ControlDeformation | None]:
         """Gaussians for a batch; with `deform=False` the static ones (only colours are conditioned).
 
@@ -191,7 +199,7 @@ class DeformableGaussians(nn.Module):
         batch, count = codes.shape[0], self.static_means.shape[0]
         deformation: ControlDeformation | None = None
         if deform:
-            deformation = self.control_deformation(codes, views)
+            deformation = self.control_deformation(codes, views, frames)
             means, scale_factor = self.deform_points(deformation, self.skin, self.static_means)
             scales = self.static_scales[None] * torch.exp(self.base_log_scales)[None] * scale_factor
         else:
@@ -208,8 +216,8 @@ class DeformableGaussians(nn.Module):
         """[N] static opacities in 0..1."""
         return torch.sigmoid(self.base_opacity_logits)
 
-    def vertices(self, codes: Tensor, views: Tensor) -> Tensor:
+    def vertices(self, codes: Tensor, views: Tensor, frames: Tensor | None = None) -> Tensor:
         """Deformed mesh vertices [B, V, 3] (normalised frame): registration's output."""
-        deformation = self.control_deformation(codes, views)
+        deformation = self.control_deformation(codes, views, frames)
         moved, _ = self.deform_points(deformation, self.vertex_skin, self.static_means[: self.vertex_count])
         return moved

@@ -34,7 +34,7 @@ FIT_FORMAT_VERSION = 1
 
 _SCAFFOLD_ARRAYS = ("means", "normals", "colors", "scales", "controls", "skin_index", "skin_weight",
                     "control_neighbors")
-LEARNED_TENSORS = ("sequence_directions", "frame_ramps", "frame_residuals", "base_colors", "base_log_scales",
+LEARNED_TENSORS = ("sequence_directions", "frame_ramps", "frame_residuals", "frame_offsets", "base_colors", "base_log_scales",
                    "base_opacity_logits")
 SH_C0 = 0.28209479177387814  # degree-0 spherical harmonic: colour = 0.5 + SH_C0 * f_dc
 

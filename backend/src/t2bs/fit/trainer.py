@@ -217,14 +217,16 @@ class Trainer:
         self.backend = backend
         self.generator = torch.Generator(device="cpu").manual_seed(seed)
         codes = [model.sequence_directions, model.frame_ramps, model.frame_residuals]
+        offsets = [model.frame_offsets]
         static = [model.base_colors, model.base_log_scales, model.base_opacity_logits]
-        grouped = {id(p) for p in codes + static}
+        grouped = {id(p) for p in codes + static + offsets}
         network = [p for p in model.parameters() if id(p) not in grouped]
         self.optimizer = torch.optim.Adam(
             [
                 {"params": network, "lr": preset.lr_network},
                 {"params": codes, "lr": preset.lr_codes},
                 {"params": static, "lr": preset.lr_colors},
+                {"params": offsets, "lr": preset.lr_offsets},
             ]
         )
         self.base_lrs = [group["lr"] for group in self.optimizer.param_groups]
@@ -284,7 +286,7 @@ class Trainer:
         codes = model.frame_codes(frames)
         view_codes = data.view_codes[views]
         # Colours first: rendered appearance (lighting, drift) must not be explained by moving geometry.
-        means, scales, colors, deformation = model.gaussians(codes, view_codes, deform=not warmup)
+        means, scales, colors, deformation = model.gaussians(codes, view_codes, frames=frames, deform=not warmup)
         rgb, alpha = self.render(means, scales, colors, views)
         target_rgb, target_alpha = self.targets(data.images[picked], views)
 
@@ -294,7 +296,7 @@ class Trainer:
             terms["mask"] = p.mask_weight * (alpha - target_alpha).abs().mean()
         terms["refine"] = p.refine_weight * ((colors - torch.sigmoid(model.base_colors)[None]) ** 2).mean()
         if deformation is not None:
-            terms.update(self.geometry_terms(means, deformation, codes))
+            terms.update(self.geometry_terms(means, deformation, codes, frames))
 
         total = sum(terms.values())
         assert isinstance(total, Tensor)
@@ -308,7 +310,8 @@ class Trainer:
         result["psnr"] = float(losses.psnr(rgb.detach(), target_rgb))
         return result
 
-    def geometry_terms(self, means: Tensor, deformation: ControlDeformation, codes: Tensor) -> dict[str, Tensor]:
+    def geometry_terms(self, means: Tensor, deformation: ControlDeformation, codes: Tensor, frames: Tensor
+                       ) -> dict[str, Tensor]:
         p, data, model = self.preset, self.data, self.model
         spacing2 = self.control_spacing**2
         v = model.vertex_count
@@ -318,14 +321,14 @@ class Trainer:
         terms["arap"] = p.arap_weight * losses.arap_loss(
             model.controls, model.control_neighbors, deformation.rotation, deformation.translation) / spacing2
         # The view-dependent part: the same frame seen from the canonical view should deform alike.
-        canonical = model.control_deformation(codes, data.canonical_view.expand(len(codes), -1))
+        canonical = model.control_deformation(codes, data.canonical_view.expand(len(codes), -1), frames)
         terms["view"] = p.view_weight * (
             ((canonical.translation - deformation.translation) ** 2).sum(-1).mean() / spacing2
             + ((canonical.rotation - deformation.rotation) ** 2).sum((-1, -2)).mean()
         )
         first_frames = torch.tensor([s.first_frame for s in data.sequences], device=codes.device)
         neutral = model.control_deformation(
-            model.frame_codes(first_frames), data.canonical_view.expand(len(first_frames), -1))
+            model.frame_codes(first_frames), data.canonical_view.expand(len(first_frames), -1), first_frames)
         terms["frame0"] = p.frame0_weight * (losses.identity_loss(
             neutral.rotation, neutral.translation, neutral.global_rotation, neutral.global_translation) / spacing2
             + (neutral.log_scale**2).mean())
@@ -340,11 +343,16 @@ class Trainer:
         return terms
 
     def code_smoothness(self) -> Tensor:
-        codes = self.model.frame_codes(torch.arange(self.model.frame_count, device=self.model.frame_ramps.device))
+        """Temporal smoothness: squared differences of consecutive frames' codes and control offsets."""
+        model = self.model
+        codes = model.frame_codes(torch.arange(model.frame_count, device=model.frame_ramps.device))
         total = codes.new_zeros(())
         for span in self.data.sequences:
-            block = codes[span.first_frame : span.first_frame + span.frame_count]
+            window = slice(span.first_frame, span.first_frame + span.frame_count)
+            block = codes[window]
+            offsets = model.frame_offsets[window]
             total = total + ((block[1:] - block[:-1]) ** 2).sum(-1).mean()
+            total = total + ((offsets[1:] - offsets[:-1]) ** 2).sum(-1).mean() / self.control_spacing**2
         return total / max(len(self.data.sequences), 1)
 
     # -- the loop ---------------------------------------------------------------------------------
@@ -397,7 +405,7 @@ class Trainer:
         for start in range(0, len(data.images), batch):
             picked = torch.arange(start, min(start + batch, len(data.images)), device=data.images.device)
             frames, views = data.image_frame[picked], data.image_view[picked]
-            means, scales, colors, _ = model.gaussians(model.frame_codes(frames), data.view_codes[views])
+            means, scales, colors, _ = model.gaussians(model.frame_codes(frames), data.view_codes[views], frames=frames)
             rgb, _ = self.render(means, scales, colors, views)
             target, _ = self.targets(data.images[picked], views)
             mse = ((rgb - target) ** 2).mean(dim=(1, 2, 3))
@@ -410,22 +418,21 @@ class Trainer:
         """Per sequence [T, V, 3] registered vertices (normalised frame); see `register_sequence`."""
         return {
             span.name: register_sequence(
-                self.model, self.model.frame_codes(torch.arange(span.first_frame, span.first_frame + span.frame_count)),
-                self.data.canonical_view)
+                self.model, torch.arange(span.first_frame, span.first_frame + span.frame_count), self.data.canonical_view)
             for span in self.data.sequences
         }
 
 
 @torch.no_grad()
-def register_sequence(model: DeformableGaussians, codes: Tensor, canonical_view: Tensor) -> Tensor:
-    """The static mesh moved to each frame of one sequence: [T, D] codes -> [T, V, 3].
+def register_sequence(model: DeformableGaussians, frames: Tensor, canonical_view: Tensor) -> Tensor:
+    """The static mesh moved to each frame of one sequence: [T] frame indices -> [T, V, 3].
 
     The deformation is evaluated at the canonical view code, and frame 0's own deformation is
     subtracted: frame 0 shows the neutral face, which *is* the static mesh, so whatever deformation
     the model needs there is model error (splat blur at the silhouette, lighting) that every frame
     shares, not expression.
     """
-    deformed = model.vertices(codes, canonical_view.expand(len(codes), -1))
+    deformed = model.vertices(model.frame_codes(frames), canonical_view.expand(len(frames), -1), frames)
     return model.static_means[: model.vertex_count][None] + (deformed - deformed[:1])
 
 

@@ -37,9 +37,7 @@ class RegisterStage(Stage):
         for index, sequence in enumerate(sequences):
             ctx.step(index / len(sequences), f"registering {sequence['name']}")
             first, count = int(sequence["first_frame"]), int(sequence["frame_count"])
-            with torch.no_grad():
-                codes = model.frame_codes(torch.arange(first, first + count))
-            vertices = register_sequence(model, codes, canonical)
+            vertices = register_sequence(model, torch.arange(first, first + count), canonical)
             source = mesh.to_source_points(vertices.numpy().astype(np.float64)).astype(np.float32)
             write_registered(ctx.output(f"{REGISTERED_DIR}/{sequence['name']}.npz"), source)
             motion[sequence["name"]] = float(np.linalg.norm(source - source[:1], axis=-1).mean())
