@@ -15,6 +15,7 @@ from scipy.sparse.csgraph import dijkstra
 from scipy.spatial import cKDTree
 
 from ..mesh_io import HeadMesh
+from ..meshrender import vertex_normals
 
 
 @dataclass
@@ -71,15 +72,6 @@ def sample_texture(texture: np.ndarray, uv: np.ndarray) -> np.ndarray:
     top = tex[y0, x0] * (1 - fx) + tex[y0, x1] * fx
     bottom = tex[y1, x0] * (1 - fx) + tex[y1, x1] * fx
     return (top * (1 - fy) + bottom * fy).astype(np.float32)
-
-
-def vertex_normals(vertices: np.ndarray, faces: np.ndarray) -> np.ndarray:
-    tri = vertices[faces].astype(np.float64)
-    face_normal = np.cross(tri[:, 1] - tri[:, 0], tri[:, 2] - tri[:, 0])
-    normals = np.zeros((len(vertices), 3))
-    for corner in range(3):
-        np.add.at(normals, faces[:, corner], face_normal)
-    return (normals / np.maximum(np.linalg.norm(normals, axis=1, keepdims=True), 1e-12)).astype(np.float32)
 
 
 def sample_surface(

@@ -18,7 +18,7 @@ from torch import Tensor
 
 from ..capture import Capture
 from ..errors import InputError, StageError
-from ..mesh_io import HeadMesh, invert_similarity
+from ..mesh_io import HeadMesh
 from ..render import rasterize
 from . import losses
 from .model import ControlDeformation, DeformableGaussians, view_code
@@ -434,11 +434,3 @@ def register_sequence(model: DeformableGaussians, frames: Tensor, canonical_view
     """
     deformed = model.vertices(model.frame_codes(frames), canonical_view.expand(len(frames), -1), frames)
     return model.static_means[: model.vertex_count][None] + (deformed - deformed[:1])
-
-
-def to_source_vertices(vertices: Tensor, mesh: HeadMesh) -> np.ndarray:
-    """[..., V, 3] normalised -> float32 in the asset file's coordinates."""
-    return mesh.to_source_points(vertices.cpu().numpy().astype(np.float64)).astype(np.float32)
-
-
-__all__ = ["FitData", "Trainer", "load_fit_data", "to_source_vertices", "invert_similarity"]
