@@ -20,8 +20,8 @@ class FitPreset:
     lr_offsets: float = 1e-3  # per-frame control offsets, normalised units
     ssim_weight: float = 0.2
     mask_weight: float = 0.1
-    laplacian_weight: float = 0.2
-    arap_weight: float = 0.5
+    laplacian_weight: float = 0.05
+    arap_weight: float = 0.2
     frame0_weight: float = 0.001  # registration subtracts frame 0's deformation (trainer.register_sequence)
     temporal_weight: float = 0.05
     view_weight: float = 0.1
