@@ -29,10 +29,12 @@ from pathlib import Path
 import torch
 
 try:
+    from t2bs.capture import look_at_camera
     from t2bs.render import rasterize
     from t2bs.render.gaussians import resolve_backend
 except ImportError:  # running from a source checkout without an installed backend
     sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "backend" / "src"))
+    from t2bs.capture import look_at_camera
     from t2bs.render import rasterize
     from t2bs.render.gaussians import resolve_backend
 
@@ -42,15 +44,8 @@ GPU_SIZES = ["4x100000x512", "16x50000x256"]
 
 def look_at(eye: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     """OpenCV world-to-camera [4, 4] for a camera at `eye` looking at `target`, world +Y up."""
-    forward = torch.nn.functional.normalize(target - eye, dim=0)
-    down = torch.tensor([0.0, -1.0, 0.0], dtype=eye.dtype)
-    down = torch.nn.functional.normalize(down - (down @ forward) * forward, dim=0)
-    right = torch.linalg.cross(down, forward)
-    rot = torch.stack([right, down, forward])
-    mat = torch.eye(4, dtype=eye.dtype)
-    mat[:3, :3] = rot
-    mat[:3, 3] = -rot @ eye
-    return mat
+    camera = look_at_camera("bench", eye.tolist(), target.tolist(), (0.0, 1.0, 0.0), 1, 1, 60.0)
+    return torch.tensor(camera.world_to_camera, dtype=eye.dtype)
 
 
 def sphere_scene(

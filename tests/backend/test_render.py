@@ -7,6 +7,7 @@ import math
 
 import pytest
 import torch
+from t2bs.capture import look_at_camera
 from t2bs.render import RenderOutput, available_backends, rasterize
 from t2bs.render import torch_rasterizer as tr
 from torch import Tensor
@@ -20,16 +21,8 @@ ALPHA_MIN = 1.0 / 255.0
 
 def look_at(eye: list[float], target: list[float], dtype: torch.dtype = torch.float32) -> Tensor:
     """OpenCV world-to-camera (x right, y down, z forward) for a camera at `eye`, world +Y up."""
-    eye_t = torch.tensor(eye, dtype=torch.float64)
-    forward = torch.nn.functional.normalize(torch.tensor(target, dtype=torch.float64) - eye_t, dim=0)
-    down = torch.tensor([0.0, -1.0, 0.0], dtype=torch.float64)
-    down = torch.nn.functional.normalize(down - (down @ forward) * forward, dim=0)
-    right = torch.linalg.cross(down, forward)
-    rot = torch.stack([right, down, forward])
-    mat = torch.eye(4, dtype=torch.float64)
-    mat[:3, :3] = rot
-    mat[:3, 3] = -rot @ eye_t
-    return mat.to(dtype)
+    camera = look_at_camera("test", eye, target, (0.0, 1.0, 0.0), 1, 1, 60.0)
+    return torch.tensor(camera.world_to_camera, dtype=dtype)
 
 
 def intrinsics(fx: float, fy: float, cx: float, cy: float, dtype: torch.dtype = torch.float32) -> Tensor:

@@ -102,8 +102,6 @@ class DeformableGaussians(nn.Module):
         self.register_buffer("static_scales", torch.from_numpy(scaffold.scales))
         self.register_buffer("normals", torch.from_numpy(scaffold.normals))
         self.register_buffer("controls", torch.from_numpy(scaffold.controls))
-        self.register_buffer("skin_index", torch.from_numpy(scaffold.skin_index))
-        self.register_buffer("skin_weight", torch.from_numpy(scaffold.skin_weight))
         self.register_buffer("control_neighbors", torch.from_numpy(scaffold.control_neighbors))
         self.vertex_count = scaffold.vertex_count
         self.register_buffer("skin", _skin_matrix(scaffold.skin_index, scaffold.skin_weight, len(scaffold.controls)),
