@@ -4,4 +4,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
+# The Khronos glTF validator (npm) checks every head.glb the tests export.
+if [ ! -d tools/gltf-validator/node_modules/gltf-validator ]; then
+  npm ci --prefix tools/gltf-validator --no-audit --no-fund --loglevel=error
+fi
 exec .venv/bin/python -m pytest "$@"

@@ -24,3 +24,23 @@ def plugin_env() -> dict[str, str]:
     env["T2BS_PLUGINS"] = "t2bs_sleepy"
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(PLUGINS), env.get("PYTHONPATH", "")]))
     return env
+
+
+GLTF_VALIDATOR = TESTS.parent / "tools" / "gltf-validator"
+
+
+def validate_gltf(path: Path) -> dict:  # type: ignore[type-arg]
+    """The Khronos glTF validator's report on `path` (installed by scripts/test.sh with npm)."""
+    import json
+    import shutil
+    import subprocess
+
+    node = shutil.which("node")
+    assert node is not None, "node is needed to run the glTF validator"
+    assert (GLTF_VALIDATOR / "node_modules" / "gltf-validator").is_dir(), (
+        f"the glTF validator is not installed: npm ci --prefix {GLTF_VALIDATOR}"
+    )
+    result = subprocess.run([node, str(GLTF_VALIDATOR / "validate.mjs"), str(path)], capture_output=True,
+                            text=True, timeout=120, check=True)
+    report: dict = json.loads(result.stdout)  # type: ignore[type-arg]
+    return report

@@ -50,7 +50,11 @@ def fitted(ict: IctFixture, tmp_path_factory: pytest.TempPathFactory) -> Path:
 def test_fit_writes_a_complete_bundle(fitted: Path, ict: IctFixture) -> None:
     manifest = json.loads((fitted / "manifest.json").read_text())
     assert manifest["status"] == "complete"
-    assert list(manifest["stages"]) == ["asset", "capture", "fit", "register"]
+    assert list(manifest["stages"]) == ["asset", "capture", "fit", "register", "model", "export"]
+    # The fit's registered frames become the blendshape model and head.glb.
+    with np.load(fitted / "model.npz") as model:
+        assert list(model["blendshape_names"]) == ["seq00", "seq01"]
+    assert (fitted / "head.glb").is_file() and (fitted / "preview" / "expressions.png").is_file()
     fit = manifest["metrics"]["fit"]
     assert set(fit["psnr"]) == {"seq00", "seq01"} and all(10 < v < 80 for v in fit["psnr"].values())
     assert fit["steps"] == FIT_STEPS and np.isfinite(fit["final_losses"]["total"])

@@ -133,6 +133,22 @@ def cmd_fit(ns: argparse.Namespace) -> int:
     return execute_run("fit", args, ns)
 
 
+def cmd_blendshapes(ns: argparse.Namespace) -> int:
+    args = {"asset": ns.asset, "registered": ns.registered, "up_axis": ns.up, "front_axis": ns.front}
+    return execute_run("blendshapes", args, ns)
+
+
+def cmd_export(ns: argparse.Namespace) -> int:
+    from .export import export_bundle
+
+    path = export_bundle(ns.bundle, ns.format, ns.out, ns.names)
+    if ns.json:
+        print(json.dumps({"event": "result", "path": str(path), "format": ns.format}))
+    else:
+        print(f"Wrote {path}", file=sys.stderr)
+    return 0
+
+
 def cmd_serve(ns: argparse.Namespace) -> int:
     from .serve import main as serve_main
 
@@ -162,13 +178,58 @@ def build_parser() -> argparse.ArgumentParser:
     add_run_options(fit)
     fit.set_defaults(handler=cmd_fit)
 
+    blend = commands.add_parser(
+        "blendshapes", help="build the blendshape model from registered frames made elsewhere",
+        description="Build named blendshapes, eigen-expressions and head.glb from a mesh and registered frames "
+        "(a folder of <sequence>.npz, each with 'vertices' [T, V, 3], frame 0 neutral).",
+    )
+    blend.add_argument("--asset", required=True, help="the static head: OBJ, GLB/glTF or PLY")
+    blend.add_argument("--registered", required=True, help="folder of <sequence>.npz registered frames")
+    blend.add_argument("--up", default="+y", help="the asset's up axis (default +y)")
+    blend.add_argument("--front", default="+z", help="the axis the asset's face looks along (default +z)")
+    add_run_options(blend)
+    blend.set_defaults(handler=cmd_blendshapes)
+
+    export = commands.add_parser(
+        "export", help="write a finished bundle's blendshape model as glb, npz or usd",
+        description="Write the head with its blendshapes in another format or name casing.",
+    )
+    export.add_argument("bundle", type=Path, help="a finished bundle folder")
+    export.add_argument("--format", choices=("glb", "npz", "usd"), default="glb")
+    export.add_argument("--out", type=Path, default=None, help="file or folder to write (default: in the bundle)")
+    export.add_argument("--names", choices=("arkit", "pascal", "ict"), default="arkit",
+                        help="shape name casing: jawOpen/eyeBlinkLeft (arkit), EyeBlinkLeft (pascal: Live Link "
+                        "Face, Unreal), eyeBlink_L (ict)")
+    export.add_argument("--json", action="store_true", help="print the result as JSON")
+    export.set_defaults(handler=cmd_export)
+
     serve = commands.add_parser("serve", help="JSON-lines protocol on stdin/stdout (used by the Blender add-on)")
     serve.set_defaults(handler=cmd_serve)
     return parser
 
 
+_AXIS_OPTIONS = ("--up", "--front")
+_SIGNED_AXES = {f"{sign}{axis}" for sign in "+-" for axis in "xyzXYZ"}
+
+
+def join_axis_values(argv: Sequence[str]) -> list[str]:
+    """`--front -y` -> `--front=-y`: argparse would take `-y` for an option and refuse it."""
+    joined: list[str] = []
+    items = list(argv)
+    index = 0
+    while index < len(items):
+        item = items[index]
+        if item in _AXIS_OPTIONS and index + 1 < len(items) and items[index + 1] in _SIGNED_AXES:
+            joined.append(f"{item}={items[index + 1]}")
+            index += 2
+            continue
+        joined.append(item)
+        index += 1
+    return joined
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    ns = build_parser().parse_args(argv)
+    ns = build_parser().parse_args(join_axis_values(sys.argv[1:] if argv is None else argv))
     logging.basicConfig(
         level=logging.INFO if ns.verbose or ns.command == "serve" else logging.WARNING,
         format="%(asctime)s %(name)s %(levelname)s: %(message)s",

@@ -456,14 +456,14 @@ def _as_vertex_colors(part: _Part) -> np.ndarray:
     if part.colors is not None:
         return part.colors
     if part.uv is not None and part.texture is not None:
-        return _sample_texture(part.texture, part.uv)
+        return sample_texture(part.texture, part.uv)
     if isinstance(part.mesh.visual, trimesh.visual.TextureVisuals):
         main = np.asarray(part.mesh.visual.material.main_color, dtype=np.uint8)[:3]
         return np.tile(main, (count, 1))
     return np.tile(_DEFAULT_GREY, (count, 1))
 
 
-def _sample_texture(texture: np.ndarray, uv: np.ndarray) -> np.ndarray:
+def sample_texture(texture: np.ndarray, uv: np.ndarray) -> np.ndarray:
     """Nearest texel of [H, W, 3] `texture` at [V, 2] `uv` (v up, wrapping like glTF's repeat)."""
     height, width = texture.shape[:2]
     u = np.mod(uv[:, 0], 1.0)

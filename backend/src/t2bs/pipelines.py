@@ -101,7 +101,9 @@ def build_fit(args: dict[str, Any]) -> PipelinePlan:
     """
     from .stages.asset import AssetStage
     from .stages.capture import CaptureStage
+    from .stages.export import ExportStage
     from .stages.fit import FitStage
+    from .stages.model import ModelStage
     from .stages.register import RegisterStage
 
     for key in ("asset", "capture"):
@@ -118,4 +120,27 @@ def build_fit(args: dict[str, Any]) -> PipelinePlan:
     }
     if args.get("fit_steps") is not None:
         settings["fit_steps"] = int(args["fit_steps"])
-    return PipelinePlan(stages=[AssetStage(), CaptureStage(), FitStage(), RegisterStage()], settings=settings)
+    stages = [AssetStage(), CaptureStage(), FitStage(), RegisterStage(), ModelStage(), ExportStage()]
+    return PipelinePlan(stages=stages, settings=settings)
+
+
+@PIPELINES.register("blendshapes")
+def build_blendshapes(args: dict[str, Any]) -> PipelinePlan:
+    """`t2bs blendshapes`: the user's mesh and registered frames made elsewhere -> model and exports.
+
+    args: asset (mesh path), registered (folder of <sequence>.npz), up_axis, front_axis.
+    """
+    from .stages.asset import AssetStage
+    from .stages.export import ExportStage
+    from .stages.model import ImportRegisteredStage, ModelStage
+
+    for key in ("asset", "registered"):
+        if not isinstance(args.get(key), str) or not args[key]:
+            raise InputError(f"Blendshapes need '{key}': t2bs blendshapes --asset MESH --registered DIR --out BUNDLE.")
+    settings = {
+        "asset": _absolute_spec("mesh", args["asset"]),
+        "registered": str(Path(args["registered"]).expanduser().resolve()),
+        "up_axis": str(args.get("up_axis", "+y")),
+        "front_axis": str(args.get("front_axis", "+z")),
+    }
+    return PipelinePlan(stages=[AssetStage(), ImportRegisteredStage(), ModelStage(), ExportStage()], settings=settings)

@@ -164,6 +164,13 @@ class Runner:
             if not produced.exists():
                 raise RuntimeError(f"stage {stage.name} did not write its output {output}")
             replace_path(produced, self.bundle.path(output))
+        for output in stage.optional_outputs:
+            produced = staging / output
+            if produced.exists():
+                replace_path(produced, self.bundle.path(output))
+            elif self.bundle.path(output).is_file():
+                # A redo that no longer makes it must not leave the old run's file looking current.
+                self.bundle.path(output).unlink()
         finished = time.time()
         manifest.stages[stage.name] = {
             "status": "done",

@@ -73,11 +73,13 @@ class Stage(ABC):
     """One step of a pipeline. Subclasses set `name` and `outputs` and implement `run`.
 
     `outputs` lists the files or folders (relative to the bundle root) the stage produces; the runner
-    moves exactly these from staging into the bundle.
+    moves exactly these from staging into the bundle. `optional_outputs` are moved when the stage
+    wrote them (a texture only a textured head has).
     """
 
     name: str
     outputs: tuple[str, ...]
+    optional_outputs: tuple[str, ...] = ()
 
     @abstractmethod
     def run(self, ctx: StageContext) -> None: ...
