@@ -158,3 +158,8 @@ def _is_similarity(matrix: np.ndarray) -> bool:
         return False
     gram = linear.T @ linear / (scale * scale)
     return bool(np.allclose(gram, np.eye(3), atol=1e-6)) and bool(np.allclose(matrix[3], (0, 0, 0, 1)))
+
+
+# The offline default `procedural` asset provider registers itself on import (it needs this module's
+# registry, hence the import at the end).
+from ..procedural import providers as _procedural_providers  # noqa: E402, F401

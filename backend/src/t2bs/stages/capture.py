@@ -113,3 +113,8 @@ class CaptureStage(Stage):
             frames=sum(frames.values()),
             images=sum(frames[s.name] * len(s.views) for s in capture.sequences),
         )
+
+
+# The offline default `procedural` video provider registers itself on import (it needs this module's
+# registry, hence the import at the end).
+from ..procedural import providers as _procedural_providers  # noqa: E402, F401
