@@ -8,4 +8,10 @@ bash scripts/setup.sh
 if [ ! -d tools/gltf-validator/node_modules/gltf-validator ]; then
   npm ci --prefix tools/gltf-validator --no-audit --no-fund --loglevel=error
 fi
-exec .venv/bin/python -m pytest "$@"
+# tests/blender needs the bpy wheel: scripts/test_blender.sh runs it in its own environment.
+.venv/bin/python -m pytest --ignore=tests/blender "$@"
+# Blender 4.2 LTS (the oldest we support) and 5.0 (the newest), each in its own bpy environment.
+if [ $# -eq 0 ]; then
+  bash scripts/test_blender.sh 5.0.1
+  bash scripts/test_blender.sh 4.2
+fi

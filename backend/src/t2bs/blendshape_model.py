@@ -21,7 +21,7 @@ import numpy as np
 
 from . import blendshapes
 from .errors import InputError
-from .expressions import LIBRARY_BY_NAME, canonical_name, check_unique_names, shape_region
+from .expressions import LIBRARY_BY_NAME, Expression, canonical_name, check_unique_names, shape_region
 
 MAX_PCA_COMPONENTS = 100
 # Half-width of the Left/Right blend band, as a fraction of the head's bounding-box diagonal: about
@@ -149,6 +149,7 @@ def build_model(
     uv: np.ndarray | None = None,
     colors: np.ndarray | None = None,
     max_components: int = MAX_PCA_COMPONENTS,
+    acts: Mapping[str, Expression] | None = None,
 ) -> BlendshapeModel:
     """The blendshape model of registered sequences (module docstring).
 
@@ -164,6 +165,8 @@ def build_model(
         clean: apply region masks (off only for diagnostics).
         split: split symmetric acts into Left and Right; when False every sequence gives one shape
             named after it.
+        acts: the act of each sequence, where the run defined it (the user's own acts in
+            prompts.json); other sequences are looked up by name (`shapes_for_sequence`).
 
     Raises:
         InputError: for sequences with the wrong vertex count, one frame, NaNs, or names that give
@@ -173,7 +176,11 @@ def build_model(
     vertex_count = len(neutral)
     if not sequences:
         raise InputError("There are no registered sequences to build blendshapes from.")
-    plans = {name: shapes_for_sequence(name) for name in sequences}
+    acts = acts or {}
+    plans = {
+        name: (acts[name].shape_names, acts[name].is_split, acts[name].region) if name in acts else shapes_for_sequence(name)
+        for name in sequences
+    }
     if not split:
         plans = {name: ((canonical_name(name),), False, region) for name, (_, _, region) in plans.items()}
     check_unique_names([shape for shapes, _, _ in plans.values() for shape in shapes], "blendshape")

@@ -82,8 +82,10 @@ def execute_run(pipeline: str, args: dict[str, Any], ns: argparse.Namespace) -> 
 
     mode = "json" if ns.json else "quiet" if ns.quiet else "bar"
     cancel = CancelToken()
-    with ProgressDisplay(mode) as display:
-        runner = start_run(pipeline, args, out=ns.out, resume=ns.resume, on_progress=display, cancel=cancel)
+    display = ProgressDisplay(mode)
+    # Build the run first: bad arguments fail with one line, before a progress bar appears.
+    runner = start_run(pipeline, args, out=ns.out, resume=ns.resume, on_progress=display, cancel=cancel)
+    with display:
         try:
             bundle = runner.run()
         except (Cancelled, KeyboardInterrupt):
@@ -133,6 +135,21 @@ def cmd_fit(ns: argparse.Namespace) -> int:
     return execute_run("fit", args, ns)
 
 
+def cmd_generate(ns: argparse.Namespace) -> int:
+    args: dict[str, Any] = {
+        "prompt": ns.prompt,
+        "asset": ns.asset,
+        "video": ns.video,
+        "preset": ns.preset,
+        "device": ns.device,
+        "seed": ns.seed,
+        "fit_steps": ns.fit_steps,
+    }
+    if ns.expressions is not None:
+        args["expressions"] = [item.strip() for item in ns.expressions.split(",") if item.strip()]
+    return execute_run("generate", args, ns)
+
+
 def cmd_blendshapes(ns: argparse.Namespace) -> int:
     args = {"asset": ns.asset, "registered": ns.registered, "up_axis": ns.up, "front_axis": ns.front}
     return execute_run("blendshapes", args, ns)
@@ -165,6 +182,21 @@ def build_parser() -> argparse.ArgumentParser:
     doctor.add_argument("--json", action="store_true", help="print the checks as JSON")
     doctor.add_argument("--out", type=Path, default=None, help="folder whose free disk space to report")
     doctor.set_defaults(handler=cmd_doctor)
+
+    generate = commands.add_parser(
+        "generate", help="text to an animatable head: static head, expression videos, fit, blendshapes",
+        description="Generate a character head with named blendshapes from a text prompt. Without model "
+        "weights the offline procedural providers run on the CPU.",
+    )
+    generate.add_argument("prompt", help='the character, e.g. "a grumpy old troll with a big nose"')
+    generate.add_argument("--asset", default=None, help="static-head provider: procedural (default), mesh:PATH, ...")
+    generate.add_argument("--video", default=None, help="expression-video provider: procedural (default), capture:DIR, ...")
+    generate.add_argument("--expressions", default=None,
+                          help="comma-separated acts (default: the preset's); your own as name=action, "
+                          "e.g. jawOpen,eyeBlink,tongueCurl=curls its tongue up")
+    generate.add_argument("--fit-steps", type=int, default=None, help="optimisation steps (default: the preset's)")
+    add_run_options(generate)
+    generate.set_defaults(handler=cmd_generate)
 
     fit = commands.add_parser(
         "fit", help="fit a mesh to a capture directory and register it to every frame",

@@ -127,6 +127,18 @@ LIBRARY_BY_NAME: dict[str, Expression] = {expression.name: expression for expres
 
 # The acts a preview run captures: the most used sliders, cheap enough for a CPU fit.
 PREVIEW_EXPRESSIONS: tuple[str, ...] = ("jawOpen", "mouthSmile", "eyeBlink", "browInnerUp")
+# A standard run: 24 acts covering every region (DESIGN.md's GPU target is 24 sequences).
+STANDARD_EXPRESSIONS: tuple[str, ...] = (
+    "jawOpen", "mouthSmile", "eyeBlink", "browInnerUp", "mouthPucker", "browDown", "mouthFrown",
+    "mouthFunnel", "jawLeft", "jawRight", "mouthPress", "mouthStretch", "mouthUpperUp", "mouthLowerDown",
+    "mouthRollLower", "eyeSquint", "eyeWide", "eyeLookUp", "eyeLookDown", "eyeLookLeft", "eyeLookRight",
+    "browOuterUp", "cheekPuff", "noseSneer",
+)  # fmt: skip
+PRESET_EXPRESSIONS: dict[str, tuple[str, ...]] = {
+    "preview": PREVIEW_EXPRESSIONS,
+    "standard": STANDARD_EXPRESSIONS,
+    "high": tuple(entry.name for entry in LIBRARY),
+}
 
 
 def expression(name: str) -> Expression:
@@ -150,11 +162,22 @@ def custom_expression(name: str, action: str, *, split: bool = False, region: st
 
 
 def select_expressions(names: Iterable[str]) -> list[Expression]:
-    """Library entries by name, in the given order, refusing duplicates."""
+    """Library entries by name, in the given order, refusing duplicates.
+
+    An item written `name=action` is the user's own act (`tongueCurl=curls its tongue up`); a trailing
+    `|split` on it asks for Left/Right halves (`earWiggle=wiggles its ears|split`).
+    """
     chosen: list[Expression] = []
-    for name in names:
-        entry = expression(name)
-        if entry in chosen:
+    for item in names:
+        if "=" in item:
+            name, _, action = item.partition("=")
+            action, _, flag = action.partition("|")
+            if flag.strip() not in ("", "split"):
+                raise InputError(f"In {item!r}, only '|split' may follow the action.")
+            entry = custom_expression(name.strip(), action, split=flag.strip() == "split")
+        else:
+            entry = expression(item)
+        if any(entry.name == other.name for other in chosen):
             raise InputError(f"Expression {entry.name!r} is listed twice.")
         chosen.append(entry)
     if not chosen:

@@ -124,6 +124,65 @@ def build_fit(args: dict[str, Any]) -> PipelinePlan:
     return PipelinePlan(stages=stages, settings=settings)
 
 
+@PIPELINES.register("generate")
+def build_generate(args: dict[str, Any]) -> PipelinePlan:
+    """`t2bs generate PROMPT`: the whole method, from text to a head with named blendshapes.
+
+    args: prompt, asset (provider spec, default procedural), video (provider spec, default
+    procedural), expressions (names or `name=action` items; default the preset's list), preset,
+    device, seed, and optionally fit_steps.
+    """
+    from .registry import split_spec
+    from .stages.asset import ASSET_PROVIDERS, DEFAULT_ASSET_PROVIDER, AssetStage
+    from .stages.capture import DEFAULT_VIDEO_PROVIDER, CaptureStage, make_video_provider
+    from .stages.export import ExportStage
+    from .stages.fit import FitStage
+    from .stages.model import ModelStage
+    from .stages.prompt import PromptStage, chosen_expressions
+    from .stages.register import RegisterStage
+
+    prompt = args.get("prompt")
+    if not isinstance(prompt, str) or not prompt.strip():
+        raise InputError('Describe the character: t2bs generate "a grumpy old troll with a big nose" --out DIR.')
+    settings: dict[str, Any] = {
+        "asset": _provider_spec(args.get("asset"), DEFAULT_ASSET_PROVIDER, "mesh"),
+        "video": _provider_spec(args.get("video"), DEFAULT_VIDEO_PROVIDER, "capture"),
+        "preset": str(args.get("preset", "preview")),
+        "device": str(args.get("device", "auto")),
+        "seed": int(args.get("seed", 0)),
+    }
+    # Unknown providers and bad arguments fail here, before any stage starts.
+    asset_name, asset_argument = split_spec(settings["asset"])
+    ASSET_PROVIDERS.get(asset_name)(asset_argument)
+    make_video_provider(settings["video"])
+    if args.get("expressions") is not None:
+        settings["expressions"] = list(args["expressions"])
+    # Check the acts now, so that a typo fails before any work starts.
+    settings["expressions"] = [
+        expression.name if expression.name in _library_names() else f"{expression.name}={expression.action}"
+        + ("|split" if expression.is_split else "")
+        for expression in chosen_expressions(settings)
+    ]
+    if args.get("fit_steps") is not None:
+        settings["fit_steps"] = int(args["fit_steps"])
+    stages = [PromptStage(), AssetStage(), CaptureStage(), FitStage(), RegisterStage(), ModelStage(), ExportStage()]
+    return PipelinePlan(stages=stages, settings=settings, prompt=prompt.strip())
+
+
+def _library_names() -> set[str]:
+    from .expressions import LIBRARY_BY_NAME
+
+    return set(LIBRARY_BY_NAME)
+
+
+def _provider_spec(value: Any, default: str, path_prefix: str) -> str:
+    """A provider spec as given (paths made absolute, so that --resume works from anywhere)."""
+    spec = str(value).strip() if value else default
+    if spec.startswith(path_prefix + ":"):
+        return _absolute_spec(path_prefix, spec)
+    return spec
+
+
 @PIPELINES.register("blendshapes")
 def build_blendshapes(args: dict[str, Any]) -> PipelinePlan:
     """`t2bs blendshapes`: the user's mesh and registered frames made elsewhere -> model and exports.

@@ -191,22 +191,28 @@ class Server:
             thread.start()
 
     def _run(self, request_id: Any, runner: Any) -> None:
+        outcome: tuple[str, str] | None = None
+        bundle: Any = None
         try:
             bundle = runner.run()
         except Cancelled:
-            self._error(request_id, "cancelled", "The run was cancelled; run it again with resume to continue.")
+            outcome = ("cancelled", "The run was cancelled; run it again with resume to continue.")
         except T2bsError as exc:
-            self._error(request_id, "input" if exc.exit_code == 2 else "internal", str(exc))
+            outcome = ("input" if exc.exit_code == 2 else "internal", str(exc))
         except Exception as exc:
             log.exception("run %r failed", request_id)
-            self._error(request_id, "internal", f"{type(exc).__name__}: {exc}")
+            outcome = ("internal", f"{type(exc).__name__}: {exc}")
+        finally:
+            # Free the slot before the final event: a client that starts its next run the moment it
+            # reads the result must not be told the server is busy.
+            with self._run_lock:
+                self.active = None
+        if outcome is not None:
+            self._error(request_id, *outcome)
         else:
             self.emit(
                 {"event": "result", "id": request_id, "result": {"bundle": str(bundle.root), "status": "complete"}}
             )
-        finally:
-            with self._run_lock:
-                self.active = None
 
     def _progress_forwarder(self, request_id: Any) -> Any:
         last = {"time": 0.0, "stage": None}

@@ -6,15 +6,18 @@ capture lists them, and records what it built in the manifest.
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 
 from ..blendshape_model import build_model
 from ..bundle import CAPTURE_DIR, MODEL, REGISTERED_DIR, read_registered, write_model
 from ..capture import read_capture
 from ..errors import InputError
-from ..expressions import LIBRARY_BY_NAME, canonical_name
+from ..expressions import LIBRARY_BY_NAME, Expression, canonical_name
 from ..stage import Stage, StageContext
 from .asset import load_asset
+from .prompt import PROMPTS
 
 
 class ModelStage(Stage):
@@ -38,6 +41,7 @@ class ModelStage(Stage):
             left_hint=left,
             uv=mesh.uv,
             colors=mesh.vertex_colors,
+            acts=run_acts(ctx),
         )
         ctx.step(0.9, f"writing {MODEL}")
         write_model(ctx.output(MODEL), model.to_arrays())
@@ -51,6 +55,22 @@ class ModelStage(Stage):
             },
         )
         ctx.step(1.0, f"{len(model.names)} blendshapes")
+
+
+def run_acts(ctx: StageContext) -> dict[str, Expression]:
+    """The acts the prompt stage defined (prompts.json), by sequence name; empty without it."""
+    path = ctx.bundle.path(PROMPTS)
+    if not path.is_file():
+        return {}
+    try:
+        entries = json.loads(path.read_text(encoding="utf-8"))["expressions"]
+        return {
+            entry["name"]: Expression(entry["name"], entry["action"], tuple(entry["shapes"]) if len(entry["shapes"]) == 2 else None,
+                                      entry["region"])
+            for entry in entries
+        }
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise InputError(f"{path} cannot be read ({exc}); run the prompt stage again.") from None
 
 
 def registered_sequence_order(ctx: StageContext) -> list[str]:
