@@ -24,4 +24,4 @@ if [ ! -x .venv/bin/python ]; then
 fi
 # torch==2.13.0 is the CPU wheel; the constraint keeps any other requirement from pulling a CUDA build.
 .venv/bin/python -m pip install --quiet --disable-pip-version-check \
-  -c backend/constraints-cpu.txt torch==2.13.0 -e "backend[test]"
+  -c backend/constraints-cpu.txt torch==2.13.0 -e "backend[test,gen]"

@@ -144,6 +144,7 @@ def cmd_generate(ns: argparse.Namespace) -> int:
         "device": ns.device,
         "seed": ns.seed,
         "fit_steps": ns.fit_steps,
+        "allow_download": ns.allow_download,
     }
     if ns.expressions is not None:
         args["expressions"] = [item.strip() for item in ns.expressions.split(",") if item.strip()]
@@ -195,6 +196,8 @@ def build_parser() -> argparse.ArgumentParser:
                           help="comma-separated acts (default: the preset's); your own as name=action, "
                           "e.g. jawOpen,eyeBlink,tongueCurl=curls its tongue up")
     generate.add_argument("--fit-steps", type=int, default=None, help="optimisation steps (default: the preset's)")
+    generate.add_argument("--allow-download", action="store_true",
+                          help="let the generative providers download model weights from Hugging Face")
     add_run_options(generate)
     generate.set_defaults(handler=cmd_generate)
 

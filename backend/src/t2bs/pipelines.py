@@ -130,7 +130,7 @@ def build_generate(args: dict[str, Any]) -> PipelinePlan:
 
     args: prompt, asset (provider spec, default procedural), video (provider spec, default
     procedural), expressions (names or `name=action` items; default the preset's list), preset,
-    device, seed, and optionally fit_steps.
+    device, seed, allow_download (generative providers may download weights), and optionally fit_steps.
     """
     from .registry import split_spec
     from .stages.asset import ASSET_PROVIDERS, DEFAULT_ASSET_PROVIDER, AssetStage
@@ -150,6 +150,9 @@ def build_generate(args: dict[str, Any]) -> PipelinePlan:
         "preset": str(args.get("preset", "preview")),
         "device": str(args.get("device", "auto")),
         "seed": int(args.get("seed", 0)),
+        # Generative providers download weights only when this is true (--allow-download, or
+        # Blender's online access in the add-on).
+        "allow_download": bool(args.get("allow_download", False)),
     }
     # Unknown providers and bad arguments fail here, before any stage starts.
     asset_name, asset_argument = split_spec(settings["asset"])

@@ -163,3 +163,6 @@ def _is_similarity(matrix: np.ndarray) -> bool:
 # The offline default `procedural` asset provider registers itself on import (it needs this module's
 # registry, hence the import at the end).
 from ..procedural import providers as _procedural_providers  # noqa: E402, F401
+# The generative asset providers (extra `gen`) register the same way; their modules import diffusers
+# and the 3D packages only when a provider runs, so this import stays cheap.
+from ..generative import hunyuan3d as _hunyuan3d, shap_e as _shap_e, trellis as _trellis  # noqa: E402, F401

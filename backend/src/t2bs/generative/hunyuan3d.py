@@ -1,0 +1,117 @@
+"""`--asset hunyuan3d[:MODEL]`: text-to-image with diffusers, then Tencent's Hunyuan3D-2 image-to-3D.
+
+Step 1 draws a front view of the head (`text_to_image.reference_image`, default the distilled HunyuanDiT
+that hy3dgen's own text-to-3D demo uses). Step 2 removes its background (`hy3dgen.rembg`) and runs the
+`hy3dgen` shape model (`Hunyuan3DDiTFlowMatchingPipeline`, subfolder `hunyuan3d-dit-v2-0` of
+`tencent/Hunyuan3D-2`), cleans the mesh (floaters, degenerate faces, face budget) and, when
+`hy3dgen.texgen` and its compiled rasterizer are installed and `asset_texture` is true, paints a texture
+(`Hunyuan3DPaintPipeline`, subfolders `hunyuan3d-paint-v2-0` and `hunyuan3d-delight-v2-0`).
+
+hy3dgen is not on PyPI: install it from https://github.com/Tencent-Hunyuan/Hunyuan3D-2 (`pip install
+-e .` in a clone; texturing also builds `hy3dgen/texgen/custom_rasterizer`). The snapshot is resolved
+through the download gate first and handed to hy3dgen as a local folder, so hy3dgen never downloads.
+
+Settings (all optional): those of `text_to_image`, `asset_steps` (default 30), `asset_guidance` (5.0),
+`octree_resolution` (256), `max_faces` (40000), `asset_texture` (true), `seed`, `up_axis` /
+`front_axis` (hy3dgen writes glTF axes: +Y up, front +Z).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ..mesh_io import HeadMesh
+from ..stage import StageContext
+from ..stages.asset import ASSET_PROVIDERS, AssetProvider
+from . import models
+from .asset_common import float_setting, identity_prompt, int_setting, normalised_mesh
+from .text_to_image import image_model, reference_image
+
+HY3DGEN_INSTALL = (
+    "install the hy3dgen package from https://github.com/Tencent-Hunyuan/Hunyuan3D-2 "
+    "(git clone it, then pip install -e . in the clone)"
+)
+SHAPE_SUBFOLDER = "hunyuan3d-dit-v2-0"
+PAINT_SUBFOLDERS = ("hunyuan3d-paint-v2-0", "hunyuan3d-delight-v2-0")
+HY3D_UP, HY3D_FRONT = "+y", "+z"
+
+
+@ASSET_PROVIDERS.register("hunyuan3d")
+class Hunyuan3DProvider(AssetProvider):
+    """Text -> image (diffusers) -> textured mesh (hy3dgen); needs a CUDA GPU with about 16 GB."""
+
+    name = "hunyuan3d"
+
+    def __init__(self, argument: str | None) -> None:
+        super().__init__(argument)
+        models.require_modules(self.name, ["diffusers", "transformers"])
+        models.require_modules(self.name, ["hy3dgen"], HY3DGEN_INSTALL)
+        self.source = models.model_source(argument, self.name)
+
+    def make(self, ctx: StageContext) -> HeadMesh:
+        settings = ctx.settings
+        identity = identity_prompt(ctx, self.name)
+        allowed = models.allow_download(settings)
+        image_source = image_model(settings, self.name)
+        texture = bool(settings.get("asset_texture", True))
+        # Both models are checked before the first is loaded, so a missing one is named at once.
+        models.check_available([image_source, self.source], self.name, allowed)
+        image = reference_image(ctx, identity, image_source, self.name, start=0.0, end=0.3)
+        shapegen = models.import_module("hy3dgen.shapegen", self.name, HY3DGEN_INSTALL)
+        rembg = models.import_module("hy3dgen.rembg", self.name, HY3DGEN_INSTALL)
+        ctx.step(0.32, "removing the background")
+        image = rembg.BackgroundRemover()(image)
+        patterns = [f"{SHAPE_SUBFOLDER}/*"] + ([f"{name}/*" for name in PAINT_SUBFOLDERS] if texture else [])
+        folder = models.snapshot_folder(self.source, self.name, allowed, patterns, marker=None)
+        plan = models.plan_for(settings, self.source)
+        ctx.step(0.35, f"loading {self.source} ({SHAPE_SUBFOLDER})")
+        pipe = shapegen.Hunyuan3DDiTFlowMatchingPipeline.from_pretrained(
+            str(folder), subfolder=SHAPE_SUBFOLDER, use_safetensors=True, device=plan.device,
+            dtype=models.torch_dtype(plan),
+        )
+        steps = int_setting(settings, "asset_steps", 30, 1, 500)
+        seed = int(settings.get("seed", 0))
+        ctx.step(0.4, f"image to 3D, {steps} steps")
+        # hy3dgen's pipeline has no step callback: cancellation is honoured before and after it.
+        mesh = pipe(
+            image=image,
+            num_inference_steps=steps,
+            guidance_scale=float_setting(settings, "asset_guidance", 5.0, 0.0, 50.0),
+            octree_resolution=int_setting(settings, "octree_resolution", 256, 64, 1024),
+            generator=models.generator(plan.device, seed),
+        )[0]
+        del pipe
+        models.free_accelerator_memory()
+        ctx.step(0.6, "cleaning the mesh")
+        mesh = shapegen.FloaterRemover()(mesh)
+        mesh = shapegen.DegenerateFaceRemover()(mesh)
+        mesh = shapegen.FaceReducer()(mesh, max_facenum=int_setting(settings, "max_faces", 40000, 1000, 2_000_000))
+        painted = False
+        if texture:
+            painted_mesh = _paint(ctx, folder, mesh, image)
+            if painted_mesh is not None:
+                mesh, painted = painted_mesh, True
+        ctx.step(0.78, "normalising the mesh")
+        head = normalised_mesh(ctx, mesh, self.name, HY3D_UP, HY3D_FRONT)
+        ctx.record_seed(seed)
+        ctx.record_provider(
+            name=self.name, model=self.source, text_to_image_model=image_source, steps=steps, textured=painted,
+            memory_plan=plan.name,
+        )
+        return head
+
+
+def _paint(ctx: StageContext, folder: Any, mesh: Any, image: Any) -> Any:
+    """Texture `mesh` with hy3dgen.texgen, or None (with a log line) when texgen is not usable here."""
+    try:
+        from hy3dgen.texgen import Hunyuan3DPaintPipeline  # type: ignore[import-not-found]
+    except ImportError as exc:
+        ctx.log.warning("hunyuan3d: no texture, hy3dgen.texgen cannot be imported (%s)", exc)
+        return None
+    ctx.step(0.65, "painting the texture")
+    painter = Hunyuan3DPaintPipeline.from_pretrained(str(folder))
+    try:
+        return painter(mesh, image=image)
+    finally:
+        del painter
+        models.free_accelerator_memory()
