@@ -21,6 +21,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+
 from t2bs.bundle import read_registered
 from t2bs.testing.ict_fixture import make_ict_capture, registration_scores
 
@@ -43,12 +44,28 @@ def main() -> None:
     for folder in (fixture_dir, bundle):
         shutil.rmtree(folder, ignore_errors=True)
     started = time.perf_counter()
-    fixture = make_ict_capture(fixture_dir, sequences=ns.sequences, views=ns.views, frames=ns.frames,
-                               size=ns.size, seed=ns.seed)
+    fixture = make_ict_capture(
+        fixture_dir, sequences=ns.sequences, views=ns.views, frames=ns.frames, size=ns.size, seed=ns.seed
+    )
     fixture_s = time.perf_counter() - started
 
-    command = [sys.executable, "-m", "t2bs", "fit", "--asset", str(fixture.asset), "--capture", str(fixture.capture),
-               "--out", str(bundle), "--preset", ns.preset, "--device", ns.device, "--quiet"]
+    command = [
+        sys.executable,
+        "-m",
+        "t2bs",
+        "fit",
+        "--asset",
+        str(fixture.asset),
+        "--capture",
+        str(fixture.capture),
+        "--out",
+        str(bundle),
+        "--preset",
+        ns.preset,
+        "--device",
+        ns.device,
+        "--quiet",
+    ]
     if ns.fit_steps:
         command += ["--fit-steps", str(ns.fit_steps)]
     started = time.perf_counter()
@@ -72,8 +89,12 @@ def main() -> None:
         "mean_error_over_diagonal": round(scores["mean_error_over_diagonal"], 6),
         "static_error_over_diagonal": round(scores["static_error_over_diagonal"], 6),
         "motion_recovered": round(scores["motion_recovered"], 4),
-        "targets": {"motion_recovered": ">= 0.80", "mean_error_over_diagonal": "< 0.001",
-                    "fit_command_seconds (CPU preview)": "< 300", "peak_rss_mb": "< 4096"},
+        "targets": {
+            "motion_recovered": ">= 0.80",
+            "mean_error_over_diagonal": "< 0.001",
+            "fit_command_seconds (CPU preview)": "< 300",
+            "peak_rss_mb": "< 4096",
+        },
     }
     print(json.dumps(result, indent=2))
     if not np.isfinite(scores["mean_error_over_diagonal"]):

@@ -31,8 +31,22 @@ def main() -> None:
     out = ns.out or Path(tempfile.mkdtemp(prefix="t2bs-generate-")) / "bundle"
     shutil.rmtree(out, ignore_errors=True)
     started = time.perf_counter()
-    subprocess.run([sys.executable, "-m", "t2bs", "generate", ns.prompt, "--out", str(out), "--preset", "preview",
-                    "--quiet", *extra], check=True)
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "t2bs",
+            "generate",
+            ns.prompt,
+            "--out",
+            str(out),
+            "--preset",
+            "preview",
+            "--quiet",
+            *extra,
+        ],
+        check=True,
+    )
     seconds = time.perf_counter() - started
     manifest = json.loads((out / "manifest.json").read_text())
     scores = act_scores(out)

@@ -116,9 +116,7 @@ def bench_one(
 ) -> dict[str, float | str]:
     views, count, size = (int(x) for x in spec.lower().split("x"))
     scene = sphere_scene(views, count, size, device, scale_factor=scale_factor)
-    params = {
-        k: scene[k].clone().requires_grad_(True) for k in ("means", "quats", "scales", "opacities", "colors")
-    }
+    params = {k: scene[k].clone().requires_grad_(True) for k in ("means", "quats", "scales", "opacities", "colors")}
     background = torch.tensor([0.2, 0.3, 0.4], device=device)
 
     def forward() -> torch.Tensor:
@@ -165,9 +163,7 @@ def bench_one(
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
     parser.add_argument(
         "--backend",
@@ -196,9 +192,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     rss_before = peak_rss_mb()
-    rows = [
-        bench_one(s, device, b, args.warmup, args.runs, args.scale_factor) for s in sizes for b in backends
-    ]
+    rows = [bench_one(s, device, b, args.warmup, args.runs, args.scale_factor) for s in sizes for b in backends]
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else f"cpu, {args.threads} threads"
     print(
         f"device: {name}; torch {torch.__version__}; median of {args.runs} runs after {args.warmup} warm-up"
@@ -206,15 +200,13 @@ def main(argv: list[str] | None = None) -> int:
     )
     headers = list(rows[0].keys())
     widths = [max(len(h), 12) for h in headers]
-    print("  ".join(h.rjust(w) for h, w in zip(headers, widths)))
+    print("  ".join(h.rjust(w) for h, w in zip(headers, widths, strict=True)))
     for row in rows:
         cells = [
-            f"{v:.1f}"
-            if isinstance(v, float) and k != "coverage"
-            else (f"{v:.2f}" if isinstance(v, float) else str(v))
+            f"{v:.1f}" if isinstance(v, float) and k != "coverage" else (f"{v:.2f}" if isinstance(v, float) else str(v))
             for k, v in row.items()
         ]
-        print("  ".join(c.rjust(w) for c, w in zip(cells, widths)))
+        print("  ".join(c.rjust(w) for c, w in zip(cells, widths, strict=True)))
     return 0
 
 

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import bpy
 import numpy as np
@@ -66,13 +66,19 @@ def head_of(obj: bpy.types.Object | None) -> bpy.types.Object | None:
     return None
 
 
+def has_property(owner: bpy.types.ID, name: str) -> bool:
+    """`name in owner` for a custom property (fake-bpy-module's stubs lack bpy_struct.__contains__)."""
+    properties: Any = owner
+    return name in properties
+
+
 def control_groups(controls: bpy.types.Object) -> dict[str, list[str]]:
     """{region: [property names]} as the import stored them, for the panel's grouped sliders."""
     try:
         groups = json.loads(str(controls.get(GROUPS_PROP, "{}")))
     except json.JSONDecodeError:
         return {}
-    return {str(k): [str(n) for n in v if n in controls] for k, v in groups.items() if isinstance(v, list)}
+    return {str(k): [str(n) for n in v if has_property(controls, n)] for k, v in groups.items() if isinstance(v, list)}
 
 
 def import_bundle(
@@ -95,7 +101,7 @@ def import_bundle(
     else:
         old = head.data
         head.data = mesh  # the object keeps its transform, modifiers, parent and name
-        if old.users == 0:
+        if isinstance(old, bpy.types.Mesh) and old.users == 0:  # a head is always a mesh object
             bpy.data.meshes.remove(old)
     head[ROLE] = "head"
     head[BUNDLE_PROP] = str(data.root)
@@ -127,13 +133,15 @@ def build_mesh(name: str, data: BundleData) -> bpy.types.Mesh:
         layer = mesh.uv_layers.new(name=UV_MAP)
         layer.data.foreach_set("uv", loop_uvs.reshape(-1))
     if data.colors is not None:
-        attribute = mesh.color_attributes.new(COLOR_ATTRIBUTE, "BYTE_COLOR", "POINT")
+        attribute = cast(
+            bpy.types.ByteColorAttribute, mesh.color_attributes.new(COLOR_ATTRIBUTE, "BYTE_COLOR", "POINT")
+        )
         rgba = np.ones((vertex_count, 4), dtype=np.float32)
         rgba[:, :3] = data.colors.astype(np.float32) / 255.0
         # The bundle's colours are sRGB bytes; color_srgb stores them without a second transfer curve.
         attribute.data.foreach_set("color_srgb", rgba.reshape(-1))
         mesh.color_attributes.active_color = attribute
-        mesh.color_attributes.render_color_index = mesh.color_attributes.active_color_index
+        mesh.color_attributes.render_color_index = cast(int, mesh.color_attributes.active_color_index)
     mesh.update()
     mesh.validate(clean_customdata=False)
     mesh.shade_smooth()
@@ -211,12 +219,12 @@ def ensure_controls(head: bpy.types.Object, data: BundleData) -> bpy.types.Objec
     wanted.update({name: (-EIGEN_RANGE, EIGEN_RANGE) for name in data.eigen_names})
     # Properties of shapes the new bundle no longer has would drive nothing: drop them.
     for stale in [key for key in control_groups(controls).get("__all__", []) if key not in wanted]:
-        if stale in controls:
+        if has_property(controls, stale):
             del controls[stale]
     for name, (low, high) in wanted.items():
-        if name not in controls:
+        if not has_property(controls, name):
             controls[name] = 0.0
-        ui = controls.id_properties_ui(name)
+        ui: Any = controls.id_properties_ui(name)  # an IDPropertyUIManager (the stubs say None)
         ui.update(min=low, max=high, soft_min=low, soft_max=high, default=0.0, description=f"Drives shape key {name}")
     groups["__all__"] = list(wanted)
     controls[GROUPS_PROP] = json.dumps(groups)
@@ -234,7 +242,7 @@ def add_drivers(head: bpy.types.Object, controls: bpy.types.Object) -> None:
         return
     key.animation_data_create()
     for block in key.key_blocks[1:]:
-        if block.name not in controls:
+        if not has_property(controls, block.name):
             continue
         curve = block.driver_add("value")
         for modifier in list(curve.modifiers):  # a driver with no keyframes needs no generator
@@ -263,11 +271,14 @@ def _fcurves(owner: bpy.types.Object) -> Any:
     """The F-curves of `owner`'s action, whichever animation API this Blender has."""
     anim = owner.animation_data
     action = anim.action
-    slot = getattr(anim, "action_slot", None)
-    if slot is not None:  # Blender 4.4+: layered actions; 5.0 removed action.fcurves
+    # Blender 4.4 brought layered actions (slots, channelbags) and 5.0 removed action.fcurves; 4.2 and 4.3 have
+    # only action.fcurves. The 4.2 API stubs lack anim_utils.action_get_channelbag_for_slot, hence the ignore
+    # (unused, and allowed to be, when checking against the 5.0 stubs).
+    slot = getattr(anim, "action_slot", None) if bpy.app.version >= (4, 4, 0) else None
+    if slot is not None:
         from bpy_extras import anim_utils
 
-        channelbag = anim_utils.action_get_channelbag_for_slot(action, slot)
+        channelbag = anim_utils.action_get_channelbag_for_slot(action, slot)  # type: ignore[attr-defined,unused-ignore]
         if channelbag is not None:
             return channelbag.fcurves
     return action.fcurves
@@ -277,7 +288,7 @@ def keyframe_curves(controls: bpy.types.Object, frames: np.ndarray, curves: dict
     """Key every control in `curves` at `frames` (linear), replacing its keys; returns the names keyed."""
     keyed: list[str] = []
     for name, values in curves.items():
-        if name not in controls:
+        if not has_property(controls, name):
             continue
         path = f'["{name}"]'
         controls.keyframe_insert(path, frame=float(frames[0]))  # creates the action, slot and curve
@@ -287,7 +298,8 @@ def keyframe_curves(controls: bpy.types.Object, frames: np.ndarray, curves: dict
         co = np.empty((len(frames), 2), dtype=np.float32)
         co[:, 0], co[:, 1] = frames, values
         curve.keyframe_points.foreach_set("co", co.reshape(-1))
-        linear = bpy.types.Keyframe.bl_rna.properties["interpolation"].enum_items["LINEAR"].value
+        interpolation = cast(bpy.types.EnumProperty, bpy.types.Keyframe.bl_rna.properties["interpolation"])
+        linear = interpolation.enum_items["LINEAR"].value
         curve.keyframe_points.foreach_set("interpolation", np.full(len(frames), linear, dtype=np.int32))
         curve.update()
         keyed.append(name)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import bpy
 from bpy.props import (
     BoolProperty,
@@ -81,10 +83,13 @@ classes = (T2BS_PG_expression, T2BS_PG_settings)
 def register() -> None:
     for cls in classes:
         bpy.utils.register_class(cls)
-    bpy.types.Scene.t2bs = PointerProperty(type=T2BS_PG_settings)
+    # Registered at runtime, so the API stubs do not know Scene.t2bs: set it through an untyped alias.
+    scene: Any = bpy.types.Scene
+    scene.t2bs = PointerProperty(type=T2BS_PG_settings)
 
 
 def unregister() -> None:
-    del bpy.types.Scene.t2bs
+    scene: Any = bpy.types.Scene
+    del scene.t2bs
     for cls in reversed(classes):
         bpy.utils.unregister_class(cls)

@@ -40,7 +40,8 @@ def validate_gltf(path: Path) -> dict:  # type: ignore[type-arg]
     assert (GLTF_VALIDATOR / "node_modules" / "gltf-validator").is_dir(), (
         f"the glTF validator is not installed: npm ci --prefix {GLTF_VALIDATOR}"
     )
-    result = subprocess.run([node, str(GLTF_VALIDATOR / "validate.mjs"), str(path)], capture_output=True,
-                            text=True, timeout=120, check=True)
+    result = subprocess.run(
+        [node, str(GLTF_VALIDATOR / "validate.mjs"), str(path)], capture_output=True, text=True, timeout=120, check=True
+    )
     report: dict = json.loads(result.stdout)  # type: ignore[type-arg]
     return report

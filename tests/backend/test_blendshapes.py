@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+
 from t2bs import blendshapes
 from t2bs.blendshape_model import BlendshapeModel, build_model, shapes_for_sequence, solve_weights
 from t2bs.errors import InputError
 from t2bs.expressions import LIBRARY, NAME_STYLES, canonical_name, to_ict, to_pascal
 from t2bs.testing.ict_blendshapes import act_sequences, evaluate, face_vertices, ict_acts, ict_true_shapes
 from t2bs.testing.ict_fixture import load_ict_head
-
 from tests.conftest import ICT_HEAD
 
 LEFT = np.array([1.0, 0.0, 0.0])
@@ -101,8 +101,11 @@ def test_cleaning_removes_fit_drift_outside_the_moving_region(head) -> None:  # 
     sequences = act_sequences(head.neutral, {"eyeBlink": acts["eyeBlink"], "jawOpen": acts["jawOpen"]})
     # A fit leaves a small jitter on every vertex of every frame.
     jitter = 0.0004 * diagonal
-    noisy = {name: frames + rng.normal(scale=jitter, size=frames.shape).astype(np.float32) * (np.arange(len(frames)) > 0)[:, None, None]
-             for name, frames in sequences.items()}
+    noisy = {
+        name: frames
+        + rng.normal(scale=jitter, size=frames.shape).astype(np.float32) * (np.arange(len(frames)) > 0)[:, None, None]
+        for name, frames in sequences.items()
+    }
     cleaned = build_model(head.neutral, head.faces, noisy, left_hint=LEFT)
     raw = build_model(head.neutral, head.faces, noisy, left_hint=LEFT, clean=False)
     chin = head.landmarks[6:11]  # Multi-PIE jaw-line points at the chin
@@ -129,8 +132,16 @@ def test_model_names_and_regions_follow_the_library(head) -> None:  # type: igno
     acts = ict_acts(head)
     chosen = {name: acts[name] for name in ("jawOpen", "eyeBlink", "eyeLookLeft", "mouthSmile", "browInnerUp")}
     model = build_model(head.neutral, head.faces, act_sequences(head.neutral, chosen), left_hint=LEFT)
-    assert model.names == ["jawOpen", "eyeBlinkLeft", "eyeBlinkRight", "eyeLookOutLeft", "eyeLookInRight",
-                           "mouthSmileLeft", "mouthSmileRight", "browInnerUp"]
+    assert model.names == [
+        "jawOpen",
+        "eyeBlinkLeft",
+        "eyeBlinkRight",
+        "eyeLookOutLeft",
+        "eyeLookInRight",
+        "mouthSmileLeft",
+        "mouthSmileRight",
+        "browInnerUp",
+    ]
     assert model.regions == ["mouth", "eyes", "eyes", "eyes", "eyes", "mouth", "mouth", "brows"]
     assert model.sources[1:3] == ["eyeBlink", "eyeBlink"]
     # The left half moves the character's left (+X) side.
@@ -144,9 +155,14 @@ def test_model_names_and_regions_follow_the_library(head) -> None:  # type: igno
 
 @pytest.mark.parametrize(
     ("sequence", "shapes", "split"),
-    [("eyeBlink", ("eyeBlinkLeft", "eyeBlinkRight"), True), ("jawOpen", ("jawOpen",), False),
-     ("EyeBlinkLeft", ("eyeBlinkLeft",), False), ("mouthSmile_L", ("mouthSmileLeft",), False),
-     ("earsBack", ("earsBackLeft", "earsBackRight"), True), ("tongueCurl", ("tongueCurl",), False)],
+    [
+        ("eyeBlink", ("eyeBlinkLeft", "eyeBlinkRight"), True),
+        ("jawOpen", ("jawOpen",), False),
+        ("EyeBlinkLeft", ("eyeBlinkLeft",), False),
+        ("mouthSmile_L", ("mouthSmileLeft",), False),
+        ("earsBack", ("earsBackLeft", "earsBackRight"), True),
+        ("tongueCurl", ("tongueCurl",), False),
+    ],
 )
 def test_sequence_names_map_to_shape_names(sequence: str, shapes: tuple[str, ...], split: bool) -> None:
     assert shapes_for_sequence(sequence)[:2] == (shapes, split)

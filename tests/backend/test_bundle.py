@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+
 from t2bs.bundle import (
     SCHEMA_VERSION,
     Bundle,
@@ -63,12 +64,12 @@ def test_open_complete_refuses_unfinished_and_foreign_bundles(tmp_path: Path) ->
     with pytest.raises(BundleError, match="does not exist"):
         Bundle.open_complete(tmp_path / "nothing")
     tmp_path.joinpath("empty").mkdir()
-    with pytest.raises(BundleError, match="no manifest.json"):
+    with pytest.raises(BundleError, match=r"no manifest.json"):
         Bundle.open_complete(tmp_path / "empty")
     bundle = Bundle(tmp_path / "b")
     bundle.root.mkdir()
     bundle.write_manifest(Manifest(pipeline="generate", status="cancelled"))
-    with pytest.raises(BundleError, match="not finished.*--resume"):
+    with pytest.raises(BundleError, match=r"not finished.*--resume"):
         Bundle.open_complete(bundle.root)
     data = json.loads(bundle.manifest_path.read_text())
     data["schema_version"] = SCHEMA_VERSION + 1

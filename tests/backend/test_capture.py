@@ -12,6 +12,7 @@ from typing import Any
 import numpy as np
 import pytest
 from PIL import Image
+
 from t2bs.capture import (
     CAPTURE_JSON,
     Camera,

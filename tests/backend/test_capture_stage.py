@@ -8,6 +8,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+
 from t2bs.bundle import CAPTURE_DIR, Bundle
 from t2bs.capture import CAPTURE_JSON, CaptureWriter, orbit_cameras, read_capture
 from t2bs.errors import Cancelled, InputError

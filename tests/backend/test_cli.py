@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 import t2bs_sleepy  # noqa: F401  (registers the `sleepy` pipeline)
+
 from t2bs.cli import add_run_options, execute_run, main
 
 
@@ -83,7 +84,9 @@ def test_bad_plugin_module_is_an_error_event_and_the_server_lives(plugin_env: di
     assert proc.returncode == 0 and "Traceback" not in proc.stderr
 
 
-def test_main_returns_exit_code_for_input_errors(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+def test_main_returns_exit_code_for_input_errors(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     from t2bs import doctor
     from t2bs.errors import InputError
 

@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+
 from t2bs.bundle import Bundle, read_registered
 from t2bs.capture import CaptureWriter, look_at_camera, read_capture
 from t2bs.errors import Cancelled, InputError
@@ -26,7 +27,6 @@ from t2bs.pipelines import start_run
 from t2bs.progress import CancelToken
 from t2bs.stages.fit import sparse_laplacian
 from t2bs.testing.ict_fixture import IctFixture, make_ict_capture
-
 from tests.conftest import ICT_HEAD
 
 pytestmark = pytest.mark.skipif(not ICT_HEAD.exists(), reason=f"ICT head model not found at {ICT_HEAD}")
@@ -84,8 +84,25 @@ def test_gaussians_ply_is_in_the_3dgs_layout(fitted: Path, ict: IctFixture) -> N
     header, _, body = data.partition(b"end_header\n")
     lines = header.decode().splitlines()
     properties = [line.split()[-1] for line in lines if line.startswith("property")]
-    assert properties == ["x", "y", "z", "nx", "ny", "nz", "f_dc_0", "f_dc_1", "f_dc_2", "opacity",
-                          "scale_0", "scale_1", "scale_2", "rot_0", "rot_1", "rot_2", "rot_3"]
+    assert properties == [
+        "x",
+        "y",
+        "z",
+        "nx",
+        "ny",
+        "nz",
+        "f_dc_0",
+        "f_dc_1",
+        "f_dc_2",
+        "opacity",
+        "scale_0",
+        "scale_1",
+        "scale_2",
+        "rot_0",
+        "rot_1",
+        "rot_2",
+        "rot_3",
+    ]
     count = int(next(line for line in lines if line.startswith("element vertex")).split()[-1])
     table = np.frombuffer(body, dtype="<f4").reshape(count, len(properties))
     asset = load_head_mesh(ict.asset)
@@ -103,9 +120,22 @@ def test_cli_fit_rejects_a_capture_with_one_frame(ict: IctFixture, tmp_path: Pat
     writer.write_sequence("still", "", 24, frames)
     writer.close()
     result = subprocess.run(
-        [sys.executable, "-m", "t2bs", "fit", "--asset", str(ict.asset), "--capture", str(tmp_path / "one"),
-         "--out", str(tmp_path / "b"), "--quiet"],
-        capture_output=True, text=True, timeout=120,
+        [
+            sys.executable,
+            "-m",
+            "t2bs",
+            "fit",
+            "--asset",
+            str(ict.asset),
+            "--capture",
+            str(tmp_path / "one"),
+            "--out",
+            str(tmp_path / "b"),
+            "--quiet",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert result.returncode == 2
     assert result.stderr.strip() == (
@@ -114,8 +144,9 @@ def test_cli_fit_rejects_a_capture_with_one_frame(ict: IctFixture, tmp_path: Pat
     assert json.loads((tmp_path / "b" / "manifest.json").read_text())["status"] == "failed"
 
 
-def _capture_with(camera_eye: tuple[float, float, float], target: tuple[float, float, float], ict: IctFixture,
-                  out: Path) -> Path:
+def _capture_with(
+    camera_eye: tuple[float, float, float], target: tuple[float, float, float], ict: IctFixture, out: Path
+) -> Path:
     source = read_capture(ict.capture)
     writer = CaptureWriter(out)
     camera = look_at_camera("front", camera_eye, target, (0, 1, 0), 48, 48, 28.0)
@@ -158,7 +189,7 @@ def test_divergence_stops_with_a_clear_error_and_keeps_the_last_good_checkpoint(
         return original(index)
 
     trainer.step = step  # type: ignore[method-assign]
-    with pytest.raises(NonFiniteLoss, match="diverged at step 5.*last good checkpoint \\(step 4\\)"):
+    with pytest.raises(NonFiniteLoss, match=r"diverged at step 5.*last good checkpoint \(step 4\)"):
         trainer.run(checkpoint=lambda state, done: saved.append(done))
     assert saved == [2, 4, 4]
     assert torch.isfinite(trainer.model.frame_residuals).all()  # restored to the good state
@@ -190,7 +221,7 @@ def test_rotation_helper_and_identity_start(ict: IctFixture) -> None:
     model = trainer.model
     frames = torch.arange(model.frame_count)
     views = trainer.data.view_codes[torch.zeros_like(frames)]
-    means, scales, _, _ = model.gaussians(model.frame_codes(frames), views)
+    means, _scales, _, _ = model.gaussians(model.frame_codes(frames), views)
     # Before any step the deformation is the identity: every frame is the static head.
     torch.testing.assert_close(means, model.static_means.expand_as(means), atol=1e-6, rtol=0)
 
@@ -207,7 +238,9 @@ def test_preview_fit_recovers_expression_motion_on_ict(tmp_path: Path) -> None:
     fixture = make_ict_capture(tmp_path / "ict", sequences=3, views=4, frames=9, size=128, seed=0)
     out = tmp_path / "bundle"
     start_run("fit", {"asset": str(fixture.asset), "capture": str(fixture.capture), "device": "cpu"}, out=out).run()
-    registered = {name: read_registered(out / "registered" / f"{name}.npz") for name in Bundle(out).registered_sequences()}
+    registered = {
+        name: read_registered(out / "registered" / f"{name}.npz") for name in Bundle(out).registered_sequences()
+    }
     scores = registration_scores(registered, fixture.truth)
     assert scores["mean_error_over_diagonal"] < 0.001
     assert scores["mean_error_over_diagonal"] < 0.85 * scores["static_error_over_diagonal"]

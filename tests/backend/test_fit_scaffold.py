@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+
 from t2bs.capture import read_capture
 from t2bs.fit.losses import ssim
 from t2bs.fit.scaffold import build_scaffold
 from t2bs.mesh_io import HeadMesh, load_head_mesh
 from t2bs.testing.ict_fixture import make_ict_capture, registration_scores
-
 from tests.conftest import ICT_HEAD
 
 
@@ -23,7 +23,7 @@ def two_sheets(gap: float = 0.01, n: int = 30) -> HeadMesh:
             a, b, c, d = i * n + j, (i + 1) * n + j, (i + 1) * n + j + 1, i * n + j + 1
             faces += [[a, b, c], [a, c, d]]
     sheet = np.column_stack([grid[:, 0], np.zeros(len(grid)), grid[:, 1]])
-    vertices = np.concatenate([sheet, sheet + [0, gap, 0]])
+    vertices = np.concatenate([sheet, sheet + np.array([0, gap, 0])])
     faces_all = np.concatenate([faces, np.asarray(faces) + len(sheet)])
     return HeadMesh(vertices=vertices, faces=faces_all, vertex_colors=np.full((len(vertices), 3), 128, np.uint8))
 
@@ -58,7 +58,7 @@ def test_ssim_of_identical_images_is_one() -> None:
 def test_ict_fixture_writes_a_valid_capture_and_its_truth(tmp_path) -> None:
     fixture = make_ict_capture(tmp_path / "ict", sequences=2, views=3, frames=4, size=40, seed=5, drift=0.03)
     capture = read_capture(fixture.capture)
-    assert capture.sequence_names == ["seq00", "seq01"] and list(capture.cameras)[0] == "front"
+    assert capture.sequence_names == ["seq00", "seq01"] and next(iter(capture.cameras)) == "front"
     asset = load_head_mesh(fixture.asset)
     truth = np.load(fixture.truth)
     for name in capture.sequence_names:

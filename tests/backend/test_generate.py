@@ -13,8 +13,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from t2bs.procedural.regions import REGIONS_FILE, load_regions
 
+from t2bs.procedural.regions import REGIONS_FILE, load_regions
 from tests.conftest import validate_gltf
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(900)]
@@ -25,8 +25,12 @@ PROMPT = "a grumpy old troll with a big nose"
 @pytest.fixture(scope="module")
 def bundle(tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("generate") / "troll"
-    result = subprocess.run([sys.executable, "-m", "t2bs", "generate", PROMPT, "--out", str(out), "--json"],
-                            capture_output=True, text=True, timeout=900)
+    result = subprocess.run(
+        [sys.executable, "-m", "t2bs", "generate", PROMPT, "--out", str(out), "--json"],
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
     assert result.returncode == 0, result.stderr[-2000:]
     events = [json.loads(line) for line in result.stdout.splitlines()]
     assert events[-1] == {"event": "result", "bundle": str(out), "status": "complete"}
@@ -40,13 +44,26 @@ def test_generate_writes_a_finished_bundle(bundle: Path) -> None:
     assert manifest["status"] == "complete" and manifest["prompt"] == PROMPT
     assert manifest["providers"]["asset"]["name"] == "procedural"
     assert manifest["providers"]["capture"]["name"] == "procedural"
-    for name in ("head.glb", "model.npz", "texture.png", "prompts.json", "preview/expressions.png",
-                 "preview/turntable.mp4", "fit/gaussians.ply"):
+    for name in (
+        "head.glb",
+        "model.npz",
+        "texture.png",
+        "prompts.json",
+        "preview/expressions.png",
+        "preview/turntable.mp4",
+        "fit/gaussians.ply",
+    ):
         assert (bundle / name).is_file(), name
     assert validate_gltf(bundle / "head.glb")["issues"]["numErrors"] == 0
     with np.load(bundle / "model.npz") as model:
-        assert list(model["blendshape_names"]) == ["jawOpen", "mouthSmileLeft", "mouthSmileRight", "eyeBlinkLeft",
-                                                   "eyeBlinkRight", "browInnerUp"]
+        assert list(model["blendshape_names"]) == [
+            "jawOpen",
+            "mouthSmileLeft",
+            "mouthSmileRight",
+            "eyeBlinkLeft",
+            "eyeBlinkRight",
+            "browInnerUp",
+        ]
 
 
 def test_generated_jaw_open_moves_the_jaw_more_than_the_brows(bundle: Path) -> None:

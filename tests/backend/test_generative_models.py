@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 import pytest
+
 from t2bs.errors import InputError
 from t2bs.generative import models
 from t2bs.generative.models import GIB, ModelSize, choose_memory_plan
@@ -45,7 +46,13 @@ WAN = ModelSize(48 * GIB, 34 * GIB)
 )
 def test_memory_plan_follows_free_vram(free_gib: int, name: str, offload: str, tiling: bool) -> None:
     plan = choose_memory_plan("cuda", free_gib * GIB, WAN)
-    assert (plan.name, plan.device, plan.offload, plan.vae_tiling, plan.dtype) == (name, "cuda", offload, tiling, "bfloat16")
+    assert (plan.name, plan.device, plan.offload, plan.vae_tiling, plan.dtype) == (
+        name,
+        "cuda",
+        offload,
+        tiling,
+        "bfloat16",
+    )
 
 
 def test_memory_plan_cpu_and_fp16() -> None:
@@ -85,7 +92,7 @@ def test_gate_accepts_a_cached_snapshot(empty_hub: Path) -> None:
 
 
 def test_video_provider_gate_through_the_loader(empty_hub: Path) -> None:
-    with pytest.raises(InputError, match="Wan-AI/Wan2.1-I2V-14B-480P-Diffusers"):
+    with pytest.raises(InputError, match=r"Wan-AI/Wan2.1-I2V-14B-480P-Diffusers"):
         models.load_diffusers("WanImageToVideoPipeline", models.DEFAULT_MODELS["wan"], "wan", False, None)
 
 
@@ -114,7 +121,7 @@ def test_wrong_local_path(tmp_path: Path) -> None:
         models.load_diffusers("WanImageToVideoPipeline", str(missing), "wan", False, None)
     empty = tmp_path / "empty"
     empty.mkdir()
-    with pytest.raises(InputError, match="holds no model_index.json"):
+    with pytest.raises(InputError, match=r"holds no model_index.json"):
         models.load_diffusers("WanImageToVideoPipeline", str(empty), "wan", False, None)
 
 

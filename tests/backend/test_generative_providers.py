@@ -17,15 +17,16 @@ import pytest
 pytest.importorskip("diffusers")
 pytest.importorskip("transformers")
 
-import torch  # noqa: E402
-from t2bs.bundle import CAPTURE_DIR, STATIC_MESH  # noqa: E402
-from t2bs.capture import read_capture  # noqa: E402
-from t2bs.errors import Cancelled, InputError  # noqa: E402
-from t2bs.progress import CancelToken, ProgressEvent  # noqa: E402
-from t2bs.runner import Runner  # noqa: E402
-from t2bs.stages.asset import AssetStage, load_asset  # noqa: E402
-from t2bs.stages.capture import CaptureStage  # noqa: E402
-from t2bs.stages.prompt import PromptStage  # noqa: E402
+import torch
+
+from t2bs.bundle import CAPTURE_DIR, STATIC_MESH
+from t2bs.capture import read_capture
+from t2bs.errors import Cancelled, InputError
+from t2bs.progress import CancelToken, ProgressEvent
+from t2bs.runner import Runner
+from t2bs.stages.asset import AssetStage, load_asset
+from t2bs.stages.capture import CaptureStage
+from t2bs.stages.prompt import PromptStage
 
 WORDS = (
     "a the of and with its to in as character head slowly opens mouth wide can closes both eyes "
@@ -44,7 +45,11 @@ def tiny_tokenizer(max_length: int = 16) -> Any:
     tokenizer = Tokenizer(models.WordLevel(vocab, unk_token="<unk>"))
     tokenizer.pre_tokenizer = pre_tokenizers.Whitespace()
     return PreTrainedTokenizerFast(
-        tokenizer_object=tokenizer, pad_token="<pad>", eos_token="</s>", unk_token="<unk>", bos_token="<s>",
+        tokenizer_object=tokenizer,
+        pad_token="<pad>",
+        eos_token="</s>",
+        unk_token="<unk>",
+        bos_token="<s>",
         model_max_length=max_length,
     )
 
@@ -53,8 +58,16 @@ def tiny_t5() -> Any:
     from transformers import T5Config, T5EncoderModel
 
     torch.manual_seed(0)
-    config = T5Config(vocab_size=96, d_model=32, d_kv=8, d_ff=37, num_layers=2, num_heads=4,
-                      relative_attention_num_buckets=8, decoder_start_token_id=0)
+    config = T5Config(
+        vocab_size=96,
+        d_model=32,
+        d_kv=8,
+        d_ff=37,
+        num_layers=2,
+        num_heads=4,
+        relative_attention_num_buckets=8,
+        decoder_start_token_id=0,
+    )
     return T5EncoderModel(config)
 
 
@@ -83,46 +96,101 @@ def sphere(tmp_path: Path) -> Path:
 
 
 def save_tiny_wan(folder: Path) -> Path:
-    from diffusers import AutoencoderKLWan, FlowMatchEulerDiscreteScheduler, WanImageToVideoPipeline, WanTransformer3DModel
+    from diffusers import (
+        AutoencoderKLWan,
+        FlowMatchEulerDiscreteScheduler,
+        WanImageToVideoPipeline,
+        WanTransformer3DModel,
+    )
     from transformers import CLIPImageProcessor, CLIPVisionConfig, CLIPVisionModelWithProjection
 
     torch.manual_seed(0)
-    vae = AutoencoderKLWan(base_dim=3, z_dim=16, dim_mult=[1, 1, 1, 1], num_res_blocks=1, temperal_downsample=[False, True, True])
-    transformer = WanTransformer3DModel(
-        patch_size=(1, 2, 2), num_attention_heads=2, attention_head_dim=12, in_channels=36, out_channels=16,
-        text_dim=32, freq_dim=256, ffn_dim=32, num_layers=2, cross_attn_norm=True, qk_norm="rms_norm_across_heads",
-        rope_max_seq_len=32, image_dim=4,
+    vae = AutoencoderKLWan(
+        base_dim=3, z_dim=16, dim_mult=[1, 1, 1, 1], num_res_blocks=1, temperal_downsample=[False, True, True]
     )
-    image_encoder = CLIPVisionModelWithProjection(CLIPVisionConfig(
-        hidden_size=4, projection_dim=4, num_hidden_layers=2, num_attention_heads=2, image_size=32,
-        intermediate_size=16, patch_size=1,
-    ))
+    transformer = WanTransformer3DModel(
+        patch_size=(1, 2, 2),
+        num_attention_heads=2,
+        attention_head_dim=12,
+        in_channels=36,
+        out_channels=16,
+        text_dim=32,
+        freq_dim=256,
+        ffn_dim=32,
+        num_layers=2,
+        cross_attn_norm=True,
+        qk_norm="rms_norm_across_heads",
+        rope_max_seq_len=32,
+        image_dim=4,
+    )
+    image_encoder = CLIPVisionModelWithProjection(
+        CLIPVisionConfig(
+            hidden_size=4,
+            projection_dim=4,
+            num_hidden_layers=2,
+            num_attention_heads=2,
+            image_size=32,
+            intermediate_size=16,
+            patch_size=1,
+        )
+    )
     pipe = WanImageToVideoPipeline(
-        tokenizer=tiny_tokenizer(), text_encoder=tiny_t5(), vae=vae, scheduler=FlowMatchEulerDiscreteScheduler(shift=7.0),
-        image_processor=CLIPImageProcessor(crop_size=32, size=32), image_encoder=image_encoder, transformer=transformer,
+        tokenizer=tiny_tokenizer(),
+        text_encoder=tiny_t5(),
+        vae=vae,
+        scheduler=FlowMatchEulerDiscreteScheduler(shift=7.0),
+        image_processor=CLIPImageProcessor(crop_size=32, size=32),
+        image_encoder=image_encoder,
+        transformer=transformer,
     )
     pipe.save_pretrained(folder)
     return folder
 
 
 def save_tiny_ltx(folder: Path) -> Path:
-    from diffusers import AutoencoderKLLTXVideo, FlowMatchEulerDiscreteScheduler, LTXImageToVideoPipeline, LTXVideoTransformer3DModel
+    from diffusers import (
+        AutoencoderKLLTXVideo,
+        FlowMatchEulerDiscreteScheduler,
+        LTXImageToVideoPipeline,
+        LTXVideoTransformer3DModel,
+    )
 
     torch.manual_seed(0)
     transformer = LTXVideoTransformer3DModel(
-        in_channels=8, out_channels=8, patch_size=1, patch_size_t=1, num_attention_heads=4, attention_head_dim=8,
-        cross_attention_dim=32, num_layers=1, caption_channels=32,
+        in_channels=8,
+        out_channels=8,
+        patch_size=1,
+        patch_size_t=1,
+        num_attention_heads=4,
+        attention_head_dim=8,
+        cross_attention_dim=32,
+        num_layers=1,
+        caption_channels=32,
     )
     vae = AutoencoderKLLTXVideo(
-        in_channels=3, out_channels=3, latent_channels=8, block_out_channels=(8, 8, 8, 8),
-        decoder_block_out_channels=(8, 8, 8, 8), layers_per_block=(1, 1, 1, 1, 1),
-        decoder_layers_per_block=(1, 1, 1, 1, 1), spatio_temporal_scaling=(True, True, False, False),
-        decoder_spatio_temporal_scaling=(True, True, False, False), decoder_inject_noise=(False,) * 5,
-        upsample_residual=(False,) * 4, upsample_factor=(1,) * 4, timestep_conditioning=False, patch_size=1,
-        patch_size_t=1, encoder_causal=True, decoder_causal=False,
+        in_channels=3,
+        out_channels=3,
+        latent_channels=8,
+        block_out_channels=(8, 8, 8, 8),
+        decoder_block_out_channels=(8, 8, 8, 8),
+        layers_per_block=(1, 1, 1, 1, 1),
+        decoder_layers_per_block=(1, 1, 1, 1, 1),
+        spatio_temporal_scaling=(True, True, False, False),
+        decoder_spatio_temporal_scaling=(True, True, False, False),
+        decoder_inject_noise=(False,) * 5,
+        upsample_residual=(False,) * 4,
+        upsample_factor=(1,) * 4,
+        timestep_conditioning=False,
+        patch_size=1,
+        patch_size_t=1,
+        encoder_causal=True,
+        decoder_causal=False,
     )
     pipe = LTXImageToVideoPipeline(
-        scheduler=FlowMatchEulerDiscreteScheduler(), vae=vae, text_encoder=tiny_t5(), tokenizer=tiny_tokenizer(),
+        scheduler=FlowMatchEulerDiscreteScheduler(),
+        vae=vae,
+        text_encoder=tiny_t5(),
+        tokenizer=tiny_tokenizer(),
         transformer=transformer,
     )
     pipe.save_pretrained(folder)
@@ -130,22 +198,47 @@ def save_tiny_ltx(folder: Path) -> Path:
 
 
 def save_tiny_cogvideox(folder: Path) -> Path:
-    from diffusers import AutoencoderKLCogVideoX, CogVideoXDDIMScheduler, CogVideoXImageToVideoPipeline, CogVideoXTransformer3DModel
+    from diffusers import (
+        AutoencoderKLCogVideoX,
+        CogVideoXDDIMScheduler,
+        CogVideoXImageToVideoPipeline,
+        CogVideoXTransformer3DModel,
+    )
 
     torch.manual_seed(0)
     transformer = CogVideoXTransformer3DModel(
-        num_attention_heads=2, attention_head_dim=16, in_channels=8, out_channels=4, time_embed_dim=2,
-        text_embed_dim=32, num_layers=1, sample_width=6, sample_height=4, sample_frames=9, patch_size=2,
-        temporal_compression_ratio=4, max_text_seq_length=226, use_rotary_positional_embeddings=True,
+        num_attention_heads=2,
+        attention_head_dim=16,
+        in_channels=8,
+        out_channels=4,
+        time_embed_dim=2,
+        text_embed_dim=32,
+        num_layers=1,
+        sample_width=6,
+        sample_height=4,
+        sample_frames=9,
+        patch_size=2,
+        temporal_compression_ratio=4,
+        max_text_seq_length=226,
+        use_rotary_positional_embeddings=True,
         use_learned_positional_embeddings=True,
     )
     vae = AutoencoderKLCogVideoX(
-        in_channels=3, out_channels=3, down_block_types=("CogVideoXDownBlock3D",) * 4,
-        up_block_types=("CogVideoXUpBlock3D",) * 4, block_out_channels=(8, 8, 8, 8), latent_channels=4,
-        layers_per_block=1, norm_num_groups=2, temporal_compression_ratio=4,
+        in_channels=3,
+        out_channels=3,
+        down_block_types=("CogVideoXDownBlock3D",) * 4,
+        up_block_types=("CogVideoXUpBlock3D",) * 4,
+        block_out_channels=(8, 8, 8, 8),
+        latent_channels=4,
+        layers_per_block=1,
+        norm_num_groups=2,
+        temporal_compression_ratio=4,
     )
     pipe = CogVideoXImageToVideoPipeline(
-        tokenizer=tiny_tokenizer(), text_encoder=tiny_t5(), vae=vae, transformer=transformer,
+        tokenizer=tiny_tokenizer(),
+        text_encoder=tiny_t5(),
+        vae=vae,
+        transformer=transformer,
         scheduler=CogVideoXDDIMScheduler(),
     )
     pipe.save_pretrained(folder)
@@ -162,10 +255,20 @@ VIDEO_CASES = {
 
 def video_settings(sphere: Path, spec: str, size: list[int], **extra: Any) -> dict[str, Any]:
     return {
-        "asset": f"mesh:{sphere}", "video": spec, "device": "cpu", "seed": 3, "expressions": ["jawOpen", "eyeBlink"],
-        "capture_views": 2, "capture_frames": 5, "capture_size": 24, "video_frames": 9, "video_size": size,
+        "asset": f"mesh:{sphere}",
+        "video": spec,
+        "device": "cpu",
+        "seed": 3,
+        "expressions": ["jawOpen", "eyeBlink"],
+        "capture_views": 2,
+        "capture_frames": 5,
+        "capture_size": 24,
+        "video_frames": 9,
+        "video_size": size,
         # Guidance 1 turns classifier-free guidance off: half the work of the tiny models.
-        "video_steps": 2, "video_guidance": 1.0, **extra,
+        "video_steps": 2,
+        "video_guidance": 1.0,
+        **extra,
     }
 
 
@@ -175,8 +278,12 @@ def test_video_provider_end_to_end(provider: str, sphere: Path, tmp_path: Path) 
     folder = build(tmp_path / f"tiny-{provider}")
     events: list[ProgressEvent] = []
     bundle = Runner(
-        "test", [PromptStage(), AssetStage(), CaptureStage()], tmp_path / "bundle",
-        video_settings(sphere, f"{provider}:{folder}", size), prompt="a test fox", on_progress=events.append,
+        "test",
+        [PromptStage(), AssetStage(), CaptureStage()],
+        tmp_path / "bundle",
+        video_settings(sphere, f"{provider}:{folder}", size),
+        prompt="a test fox",
+        on_progress=events.append,
     ).run()
     capture = read_capture(bundle.path(CAPTURE_DIR))
     assert capture.sequence_names == ["jawOpen", "eyeBlink"]
@@ -232,7 +339,7 @@ def test_video_cancel_mid_denoising_then_resume(sphere: Path, tmp_path: Path) ->
 
 def test_video_download_gate_in_a_run(sphere: Path, tmp_path: Path) -> None:
     settings = video_settings(sphere, "wan:some-org/not-cached-model", [32, 32])
-    with pytest.raises(InputError, match="some-org/not-cached-model.*--allow-download"):
+    with pytest.raises(InputError, match=r"some-org/not-cached-model.*--allow-download"):
         Runner("test", [PromptStage(), AssetStage(), CaptureStage()], tmp_path / "b", settings, prompt="a fox").run()
 
 
@@ -252,21 +359,53 @@ def save_tiny_shap_e(folder: Path) -> Path:
     from transformers import CLIPTextConfig, CLIPTextModelWithProjection
 
     torch.manual_seed(0)
-    text_encoder = CLIPTextModelWithProjection(CLIPTextConfig(
-        bos_token_id=3, eos_token_id=1, pad_token_id=0, hidden_size=16, projection_dim=16, intermediate_size=37,
-        num_attention_heads=4, num_hidden_layers=2, vocab_size=96, max_position_embeddings=16,
-    ))
-    prior = PriorTransformer(
-        num_attention_heads=2, attention_head_dim=16, embedding_dim=16, num_embeddings=32, embedding_proj_dim=16,
-        time_embed_dim=64, num_layers=1, clip_embed_dim=32, additional_embeddings=0, time_embed_act_fn="gelu",
-        norm_in_type="layer", encoder_hid_proj_type=None, added_emb_type=None,
+    text_encoder = CLIPTextModelWithProjection(
+        CLIPTextConfig(
+            bos_token_id=3,
+            eos_token_id=1,
+            pad_token_id=0,
+            hidden_size=16,
+            projection_dim=16,
+            intermediate_size=37,
+            num_attention_heads=4,
+            num_hidden_layers=2,
+            vocab_size=96,
+            max_position_embeddings=16,
+        )
     )
-    renderer = ShapERenderer(param_shapes=((8, 93), (8, 8), (8, 8), (8, 8)), d_latent=16, d_hidden=8, n_output=12,
-                             background=(0.1, 0.1, 0.1))
-    scheduler = HeunDiscreteScheduler(beta_schedule="exp", num_train_timesteps=1024, prediction_type="sample",
-                                      use_karras_sigmas=True, clip_sample=True, clip_sample_range=1.0)
-    pipe = ShapEPipeline(prior=prior, text_encoder=text_encoder, tokenizer=tiny_tokenizer(), scheduler=scheduler,
-                         shap_e_renderer=renderer)
+    prior = PriorTransformer(
+        num_attention_heads=2,
+        attention_head_dim=16,
+        embedding_dim=16,
+        num_embeddings=32,
+        embedding_proj_dim=16,
+        time_embed_dim=64,
+        num_layers=1,
+        clip_embed_dim=32,
+        additional_embeddings=0,
+        time_embed_act_fn="gelu",
+        norm_in_type="layer",
+        encoder_hid_proj_type=None,
+        added_emb_type=None,
+    )
+    renderer = ShapERenderer(
+        param_shapes=((8, 93), (8, 8), (8, 8), (8, 8)), d_latent=16, d_hidden=8, n_output=12, background=(0.1, 0.1, 0.1)
+    )
+    scheduler = HeunDiscreteScheduler(
+        beta_schedule="exp",
+        num_train_timesteps=1024,
+        prediction_type="sample",
+        use_karras_sigmas=True,
+        clip_sample=True,
+        clip_sample_range=1.0,
+    )
+    pipe = ShapEPipeline(
+        prior=prior,
+        text_encoder=text_encoder,
+        tokenizer=tiny_tokenizer(),
+        scheduler=scheduler,
+        shap_e_renderer=renderer,
+    )
     pipe.save_pretrained(folder)
     return folder
 
@@ -298,15 +437,18 @@ def test_shap_e_end_to_end(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> N
         calls.append(grid_size)
         assert latents.shape == (1, 32, 16)
         verts = torch.tensor(sphere.vertices, dtype=torch.float32) + torch.tensor([0.0, 0.0, 0.3])
-        channels = {key: torch.full((len(sphere.vertices),), value) for key, value in zip("RGB", (0.8, 0.4, 0.2))}
+        channels = {
+            key: torch.full((len(sphere.vertices),), value) for key, value in zip("RGB", (0.8, 0.4, 0.2), strict=True)
+        }
         return MeshDecoderOutput(verts=verts, faces=torch.tensor(sphere.faces), vertex_channels=channels)
 
     monkeypatch.setattr(ShapERenderer, "decode_to_mesh", decode)
     folder = save_tiny_shap_e(tmp_path / "tiny-shap-e")
     events: list[ProgressEvent] = []
     settings = {"asset": f"shap-e:{folder}", "device": "cpu", "asset_steps": 2, "mesh_grid_size": 24, "seed": 1}
-    bundle = Runner("test", [AssetStage()], tmp_path / "bundle", settings, prompt="a test fox",
-                    on_progress=events.append).run()
+    bundle = Runner(
+        "test", [AssetStage()], tmp_path / "bundle", settings, prompt="a test fox", on_progress=events.append
+    ).run()
     assert calls == [24]
     mesh = load_asset(bundle.root)
     assert mesh.face_count == len(sphere.faces) and mesh.vertex_colors is not None
@@ -350,19 +492,48 @@ def save_tiny_stable_diffusion(folder: Path) -> Path:
 
     torch.manual_seed(0)
     unet = UNet2DConditionModel(
-        block_out_channels=(8, 16), layers_per_block=1, sample_size=8, in_channels=4, out_channels=4,
-        down_block_types=("DownBlock2D", "CrossAttnDownBlock2D"), up_block_types=("CrossAttnUpBlock2D", "UpBlock2D"),
-        cross_attention_dim=16, norm_num_groups=4, attention_head_dim=4,
+        block_out_channels=(8, 16),
+        layers_per_block=1,
+        sample_size=8,
+        in_channels=4,
+        out_channels=4,
+        down_block_types=("DownBlock2D", "CrossAttnDownBlock2D"),
+        up_block_types=("CrossAttnUpBlock2D", "UpBlock2D"),
+        cross_attention_dim=16,
+        norm_num_groups=4,
+        attention_head_dim=4,
     )
-    vae = AutoencoderKL(block_out_channels=(8, 16), in_channels=3, out_channels=3, latent_channels=4, norm_num_groups=4,
-                        down_block_types=("DownEncoderBlock2D",) * 2, up_block_types=("UpDecoderBlock2D",) * 2)
-    text_encoder = CLIPTextModel(CLIPTextConfig(
-        bos_token_id=3, eos_token_id=1, pad_token_id=0, hidden_size=16, intermediate_size=37, num_attention_heads=4,
-        num_hidden_layers=2, vocab_size=96, max_position_embeddings=16,
-    ))
+    vae = AutoencoderKL(
+        block_out_channels=(8, 16),
+        in_channels=3,
+        out_channels=3,
+        latent_channels=4,
+        norm_num_groups=4,
+        down_block_types=("DownEncoderBlock2D",) * 2,
+        up_block_types=("UpDecoderBlock2D",) * 2,
+    )
+    text_encoder = CLIPTextModel(
+        CLIPTextConfig(
+            bos_token_id=3,
+            eos_token_id=1,
+            pad_token_id=0,
+            hidden_size=16,
+            intermediate_size=37,
+            num_attention_heads=4,
+            num_hidden_layers=2,
+            vocab_size=96,
+            max_position_embeddings=16,
+        )
+    )
     pipe = StableDiffusionPipeline(
-        vae=vae, text_encoder=text_encoder, tokenizer=tiny_tokenizer(), unet=unet, scheduler=DDIMScheduler(),
-        safety_checker=None, feature_extractor=None, requires_safety_checker=False,
+        vae=vae,
+        text_encoder=text_encoder,
+        tokenizer=tiny_tokenizer(),
+        unet=unet,
+        scheduler=DDIMScheduler(),
+        safety_checker=None,
+        feature_extractor=None,
+        requires_safety_checker=False,
     )
     pipe.save_pretrained(folder)
     return folder

@@ -65,9 +65,7 @@ def assert_one_line_naming(error: pytest.ExceptionInfo[InputError], path: Path) 
     return message
 
 
-def write_seamed_obj(
-    folder: Path, with_texture: bool = True
-) -> tuple[Path, np.ndarray, np.ndarray, np.ndarray]:
+def write_seamed_obj(folder: Path, with_texture: bool = True) -> tuple[Path, np.ndarray, np.ndarray, np.ndarray]:
     """An OBJ cube whose 8 positions are shared but whose UVs differ per face (a seam on every edge),
     with vn indices as Blender writes them. Returns (path, corner positions [F,3,3], corner UVs
     [F,3,2], texture)."""
@@ -111,8 +109,7 @@ def test_obj_splits_at_uv_seams_only_and_keeps_the_texture(tmp_path: Path) -> No
     assert_normalised(mesh)
     source = mesh.source_vertices()
     expected = {
-        tuple(row)
-        for row in np.round(np.concatenate([corner_positions, corner_uv], axis=2).reshape(12, -1), 4)
+        tuple(row) for row in np.round(np.concatenate([corner_positions, corner_uv], axis=2).reshape(12, -1), 4)
     }
     assert corner_table(source, mesh.faces, mesh.uv) == expected
     # Seam copies follow the order of the `v` lines.
@@ -339,9 +336,7 @@ def test_every_orthogonal_axis_pair_is_a_rotation(up: str, front: str) -> None:
     assert np.isclose(np.linalg.det(rotation), 1.0)
 
 
-@pytest.mark.parametrize(
-    ("up", "front"), [("+y", "-y"), ("+z", "+z"), ("+q", "+z"), ("up", "+z"), ("", "+z")]
-)
+@pytest.mark.parametrize(("up", "front"), [("+y", "-y"), ("+z", "+z"), ("+q", "+z"), ("up", "+z"), ("", "+z")])
 def test_bad_axis_pairs_are_input_errors(tmp_path: Path, up: str, front: str) -> None:
     path = tmp_path / "head.ply"
     head_like(1).export(path)
@@ -515,8 +510,7 @@ def test_unsupported_extension(tmp_path: Path, name: str) -> None:
         ("truncated.glb", b"glTF\x02\x00\x00\x00\xff\xff\x00\x00JSON"),
         (
             "garbage.ply",
-            b"ply\nformat binary_little_endian 1.0\nelement vertex 100\nproperty float x\n"
-            b"end_header\n\x00\x01",
+            b"ply\nformat binary_little_endian 1.0\nelement vertex 100\nproperty float x\nend_header\n\x00\x01",
         ),
         ("noheader.ply", b"this is not a ply file at all\n"),
         ("broken.gltf", b'{"asset": {"version": "2.0"}, "meshes": [ {"primitives": [{"attributes": '),

@@ -11,11 +11,11 @@ import numpy as np
 import pytest
 import trimesh
 from PIL import Image
+
 from t2bs.bundle import MODEL_KEYS_REQUIRED, write_registered
 from t2bs.export.gltf import read_accessor, read_glb_document
 from t2bs.testing.ict_blendshapes import act_sequences, ict_acts, write_ict_registered
 from t2bs.testing.ict_fixture import load_ict_head
-
 from tests.conftest import validate_gltf
 
 ACTS = ["jawOpen", "eyeBlink", "mouthSmile", "browInnerUp"]
@@ -78,7 +78,9 @@ def test_head_glb_passes_the_khronos_validator_and_carries_the_shapes(ict_bundle
     assert document["meshes"][0]["weights"] == [0.0] * len(NAMES)
     assert "COLOR_0" in document["meshes"][0]["primitives"][0]["attributes"]
     # Cleaned shapes move part of the head: they are stored sparse.
-    sparse = [document["accessors"][t["POSITION"]].get("sparse") for t in document["meshes"][0]["primitives"][0]["targets"]]
+    sparse = [
+        document["accessors"][t["POSITION"]].get("sparse") for t in document["meshes"][0]["primitives"][0]["targets"]
+    ]
     assert sum(entry is not None for entry in sparse) >= 4
 
 
@@ -164,8 +166,20 @@ def test_z_up_asset_exports_y_up_gltf_with_correct_sides(tmp_path: Path) -> None
     trimesh.Trimesh(neutral, head.faces, process=False).export(tmp_path / "head.ply")
     for name, frames in act_sequences(head.neutral, {"eyeBlink": acts["eyeBlink"]}, 4).items():
         write_registered(tmp_path / "registered" / f"{name}.npz", frames @ to_blender.T)
-    result = t2bs("blendshapes", "--asset", tmp_path / "head.ply", "--registered", tmp_path / "registered",
-                  "--up", "+z", "--front", "-y", "--out", tmp_path / "b", "--quiet")
+    result = t2bs(
+        "blendshapes",
+        "--asset",
+        tmp_path / "head.ply",
+        "--registered",
+        tmp_path / "registered",
+        "--up",
+        "+z",
+        "--front",
+        "-y",
+        "--out",
+        tmp_path / "b",
+        "--quiet",
+    )
     assert result.returncode == 0, result.stderr
     _, positions, names, offsets = glb_targets(tmp_path / "b" / "head.glb")
     assert np.abs(positions - head.neutral).max() < 1e-4  # back in glTF's +Y up, +Z front
@@ -184,7 +198,9 @@ def test_textured_head_exports_texture_and_uvs(tmp_path: Path) -> None:
     texture[:, :, 0] = np.linspace(0, 255, 32, dtype=np.uint8)[None]
     texture[:, :, 2] = 200
     material = trimesh.visual.material.SimpleMaterial(image=Image.fromarray(texture))
-    mesh = trimesh.Trimesh(vertices, sphere.faces, visual=trimesh.visual.TextureVisuals(uv=uv, material=material), process=False)
+    mesh = trimesh.Trimesh(
+        vertices, sphere.faces, visual=trimesh.visual.TextureVisuals(uv=uv, material=material), process=False
+    )
     mesh.export(tmp_path / "ball.obj")
     from t2bs.mesh_io import load_head_mesh
 
@@ -193,8 +209,16 @@ def test_textured_head_exports_texture_and_uvs(tmp_path: Path) -> None:
     bulge = np.where(source[:, 1:2] < -0.3, np.array([[0.0, -0.2, 0.1]], np.float32), 0.0)
     (tmp_path / "registered").mkdir()
     write_registered(tmp_path / "registered" / "jawOpen.npz", np.stack([source, source + 0.5 * bulge, source + bulge]))
-    result = t2bs("blendshapes", "--asset", tmp_path / "ball.obj", "--registered", tmp_path / "registered",
-                  "--out", tmp_path / "b", "--quiet")
+    result = t2bs(
+        "blendshapes",
+        "--asset",
+        tmp_path / "ball.obj",
+        "--registered",
+        tmp_path / "registered",
+        "--out",
+        tmp_path / "b",
+        "--quiet",
+    )
     assert result.returncode == 0, result.stderr
     assert np.array_equal(np.asarray(Image.open(tmp_path / "b" / "texture.png"))[..., :3], loaded.texture)
     report = validate_gltf(tmp_path / "b" / "head.glb")

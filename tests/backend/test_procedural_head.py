@@ -26,8 +26,20 @@ def heads() -> dict:
 
 
 def test_twelve_archetypes() -> None:
-    assert set(ARCHETYPE_NAMES) >= {"human", "cat", "dog", "fox", "wolf", "bear", "rabbit", "frog", "monkey",
-                                    "owl", "dragon", "robot"}
+    assert set(ARCHETYPE_NAMES) >= {
+        "human",
+        "cat",
+        "dog",
+        "fox",
+        "wolf",
+        "bear",
+        "rabbit",
+        "frog",
+        "monkey",
+        "owl",
+        "dragon",
+        "robot",
+    }
 
 
 @pytest.mark.parametrize("name", ARCHETYPE_NAMES)
@@ -57,8 +69,24 @@ def test_archetype_builds_a_valid_mesh(heads: dict, name: str) -> None:
     for weight in WEIGHT_NAMES:
         values = regions.weights[weight]
         assert values.shape == (mesh.vertex_count,) and values.min() >= 0.0 and values.max() <= 1.0
-    for weight in ("jaw", "lip_upper", "lip_lower", "lid_upper_L", "lid_upper_R", "lid_lower_L", "lid_lower_R",
-                   "eyeball_L", "eyeball_R", "brow_L", "brow_R", "cheek_L", "cheek_R", "nose", "tongue", "mouth_inner"):
+    for weight in (
+        "jaw",
+        "lip_upper",
+        "lip_lower",
+        "lid_upper_L",
+        "lid_upper_R",
+        "lid_lower_L",
+        "lid_lower_R",
+        "eyeball_L",
+        "eyeball_R",
+        "brow_L",
+        "brow_R",
+        "cheek_L",
+        "cheek_R",
+        "nose",
+        "tongue",
+        "mouth_inner",
+    ):
         assert regions.has(weight), weight
     if ARCHETYPES[name].ear_style != "none":
         assert regions.has("ear_L") and regions.has("ear_R")
@@ -90,7 +118,9 @@ def test_same_seed_same_head_and_different_seed_differs() -> None:
     np.testing.assert_array_equal(first.mesh.vertices, second.mesh.vertices)
     np.testing.assert_array_equal(first.mesh.texture, second.mesh.texture)
     other = build_head(params, seed=4, **FAST)
-    assert other.mesh.vertex_count != first.mesh.vertex_count or not np.array_equal(other.mesh.vertices, first.mesh.vertices)
+    assert other.mesh.vertex_count != first.mesh.vertex_count or not np.array_equal(
+        other.mesh.vertices, first.mesh.vertices
+    )
 
 
 def test_prompts_give_measurably_different_heads() -> None:
@@ -111,8 +141,14 @@ def test_prompts_give_measurably_different_heads() -> None:
 
 @pytest.mark.parametrize(
     ("prompt", "archetype"),
-    [("a cute orange fox", "fox"), ("a green dragon with horns", "dragon"), ("a shiny robot", "robot"),
-     ("a grumpy old troll with a big nose", "human"), ("a fluffy kitten", "cat"), ("a grizzly", "bear")],
+    [
+        ("a cute orange fox", "fox"),
+        ("a green dragon with horns", "dragon"),
+        ("a shiny robot", "robot"),
+        ("a grumpy old troll with a big nose", "human"),
+        ("a fluffy kitten", "cat"),
+        ("a grizzly", "bear"),
+    ],
 )
 def test_keyword_reading(prompt: str, archetype: str) -> None:
     reading = read_prompt(prompt, use_embedding=False)

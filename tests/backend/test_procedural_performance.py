@@ -11,9 +11,8 @@ import pytest
 from t2bs.bundle import CAPTURE_DIR
 from t2bs.capture import read_capture
 from t2bs.errors import InputError
-from t2bs.expressions import LIBRARY, custom_expression, expression
+from t2bs.expressions import LIBRARY, custom_expression, expression, select_expressions
 from t2bs.procedural import ARCHETYPES, build_head, deform, ease
-from t2bs.expressions import select_expressions
 from t2bs.procedural.providers import write_performance
 from t2bs.runner import Runner
 from t2bs.stages.asset import AssetStage
@@ -108,8 +107,17 @@ def test_custom_expressions_act_by_region(head) -> None:
 
 def test_capture_frames_are_valid_and_start_neutral(head, tmp_path: Path) -> None:
     expressions = select_expressions(["jawOpen", "eyeBlink"])
-    capture = write_performance(head.mesh, head.regions, expressions, tmp_path / "cap", views=2, frames=4, size=48,
-                                color_drift=0.0, geometry_jitter=0.0)
+    capture = write_performance(
+        head.mesh,
+        head.regions,
+        expressions,
+        tmp_path / "cap",
+        views=2,
+        frames=4,
+        size=48,
+        color_drift=0.0,
+        geometry_jitter=0.0,
+    )
     checked = read_capture(tmp_path / "cap")
     assert checked.sequence_names == ["jawOpen", "eyeBlink"]
     assert list(checked.cameras) == ["front", "view01"]
@@ -126,10 +134,29 @@ def test_capture_frames_are_valid_and_start_neutral(head, tmp_path: Path) -> Non
 
 def test_colour_drift_changes_side_views_only(head, tmp_path: Path) -> None:
     expressions = select_expressions(["jawOpen"])
-    plain = write_performance(head.mesh, head.regions, expressions, tmp_path / "a", views=2, frames=2, size=32,
-                              color_drift=0.0, geometry_jitter=0.0)
-    drift = write_performance(head.mesh, head.regions, expressions, tmp_path / "b", views=2, frames=2, size=32,
-                              color_drift=0.1, geometry_jitter=0.0, seed=5)
+    plain = write_performance(
+        head.mesh,
+        head.regions,
+        expressions,
+        tmp_path / "a",
+        views=2,
+        frames=2,
+        size=32,
+        color_drift=0.0,
+        geometry_jitter=0.0,
+    )
+    drift = write_performance(
+        head.mesh,
+        head.regions,
+        expressions,
+        tmp_path / "b",
+        views=2,
+        frames=2,
+        size=32,
+        color_drift=0.1,
+        geometry_jitter=0.0,
+        seed=5,
+    )
     np.testing.assert_array_equal(plain.read_frames("jawOpen", "front"), drift.read_frames("jawOpen", "front"))
     side_plain = plain.read_frames("jawOpen", "view01").astype(int)
     side_drift = drift.read_frames("jawOpen", "view01").astype(int)
@@ -137,8 +164,15 @@ def test_colour_drift_changes_side_views_only(head, tmp_path: Path) -> None:
 
 
 def test_asset_and_capture_stages_through_the_runner(tmp_path: Path) -> None:
-    settings = {"asset": "procedural", "video": "procedural", "embedding": False, "expressions": ["jawOpen", "eyeBlink"],
-                "capture_views": 2, "capture_frames": 3, "capture_size": 32}
+    settings = {
+        "asset": "procedural",
+        "video": "procedural",
+        "embedding": False,
+        "expressions": ["jawOpen", "eyeBlink"],
+        "capture_views": 2,
+        "capture_frames": 3,
+        "capture_size": 32,
+    }
     bundle = Runner("test", [AssetStage(), CaptureStage()], tmp_path / "b", settings, prompt="a grizzly bear").run()
     manifest = bundle.read_manifest()
     assert manifest.status == "complete"
@@ -163,7 +197,9 @@ def test_capture_needs_regions(tmp_path: Path) -> None:
 def test_bad_capture_settings(tmp_path: Path) -> None:
     from t2bs.procedural.providers import capture_options
 
-    assert capture_options({})["views"] == 4 and capture_options({})["frames"] == 9 and capture_options({})["size"] == 128
+    assert (
+        capture_options({})["views"] == 4 and capture_options({})["frames"] == 9 and capture_options({})["size"] == 128
+    )
     assert capture_options({"preset": "high"})["size"] == 512
     with pytest.raises(InputError, match="preset"):
         capture_options({"preset": "huge"})

@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 import pytest
+
 from t2bs.errors import InputError
 from t2bs.expressions import ARKIT_NAMES, LIBRARY, PRESET_EXPRESSIONS, select_expressions
 from t2bs.runner import Runner
@@ -27,8 +28,13 @@ def test_users_own_acts_and_bad_lists() -> None:
     assert [e.name for e in chosen] == ["jawOpen", "tongueCurl", "earWiggle"]
     assert chosen[1].shape_names == ("tongueCurl",) and chosen[1].action == "curls its tongue up"
     assert chosen[2].shape_names == ("earWiggleLeft", "earWiggleRight")
-    for bad, message in ((["jawOpen", "JawOpen"], "twice"), (["Tongue Curl=x"], "camelCase"), ([], "at least one"),
-                         (["wink"], "Unknown expression"), (["tongueCurl="], "needs an action")):
+    for bad, message in (
+        (["jawOpen", "JawOpen"], "twice"),
+        (["Tongue Curl=x"], "camelCase"),
+        ([], "at least one"),
+        (["wink"], "Unknown expression"),
+        (["tongueCurl="], "needs an action"),
+    ):
         with pytest.raises(InputError, match=message):
             select_expressions(bad)
     assert [e.name for e in chosen_expressions({"preset": "standard"})][:3] == ["jawOpen", "mouthSmile", "eyeBlink"]
@@ -40,19 +46,28 @@ def test_prompt_stage_writes_augmented_prompts(tmp_path: Path) -> None:
     prompts = json.loads((tmp_path / "b" / "prompts.json").read_text())
     assert prompts["identity"] == "a grumpy old troll with a big nose"
     first = prompts["expressions"][0]
-    assert first["prompt"] == ("A grumpy old troll with a big nose. The character slowly opens its mouth as wide "
-                               "as it can, then holds the expression.")
+    assert first["prompt"] == (
+        "A grumpy old troll with a big nose. The character slowly opens its mouth as wide "
+        "as it can, then holds the expression."
+    )
     assert prompts["expressions"][1]["shapes"] == ["eyeBlinkLeft", "eyeBlinkRight"]
     assert prompts["expressions"][2]["name"] == "tongueCurl"
 
 
 def test_generate_refuses_bad_arguments_before_any_work(tmp_path: Path) -> None:
     def generate(*args: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run([sys.executable, "-m", "t2bs", "generate", *args, "--out", str(tmp_path / "g")],
-                              capture_output=True, text=True, timeout=60)
+        return subprocess.run(
+            [sys.executable, "-m", "t2bs", "generate", *args, "--out", str(tmp_path / "g")],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
 
-    for args, message in ((("  ",), "Describe the character"), (("a fox", "--expressions", "jawOpen,wink"), "wink"),
-                          (("a fox", "--asset", "nonsense"), "nonsense")):
+    for args, message in (
+        (("  ",), "Describe the character"),
+        (("a fox", "--expressions", "jawOpen,wink"), "wink"),
+        (("a fox", "--asset", "nonsense"), "nonsense"),
+    ):
         result = generate(*args)
         assert result.returncode == 2, result.stderr
         assert message in result.stderr and "Traceback" not in result.stderr

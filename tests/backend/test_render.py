@@ -7,10 +7,10 @@ import math
 
 import pytest
 import torch
-from t2bs.capture import look_at_camera
-from t2bs.render import RenderOutput, available_backends, rasterize
-from t2bs.render import torch_rasterizer as tr
 from torch import Tensor
+
+from t2bs.capture import look_at_camera
+from t2bs.render import RenderOutput, available_backends, rasterize, torch_rasterizer as tr
 
 ALPHA_MIN = 1.0 / 255.0
 
@@ -43,9 +43,7 @@ def gaussians(
         "means": torch.tensor(points, dtype=dtype)[None],
         "quats": torch.tensor([[1.0, 0.0, 0.0, 0.0]] * n, dtype=dtype)[None],
         "scales": scales[:, None].expand(n, 3)[None].contiguous(),
-        "opacities": torch.tensor([opacity] * n if not isinstance(opacity, list) else opacity, dtype=dtype)[
-            None
-        ],
+        "opacities": torch.tensor([opacity] * n if not isinstance(opacity, list) else opacity, dtype=dtype)[None],
         "colors": torch.tensor(colors, dtype=dtype)[None],
     }
 
@@ -78,12 +76,8 @@ def random_scene(
     }
     scene["opacities"][:, :: count // 10] = 1.0  # exercise the 0.999 clamp
     scene = {k: v.to(dtype) for k, v in scene.items()}
-    viewmats = torch.stack(
-        [look_at([0.4 * b - 0.3, 0.25, 2.0], [0.0, 0.0, 0.0], dtype) for b in range(batch)]
-    )
-    ks = torch.stack(
-        [intrinsics(52.0 + b, 50.0, width / 2 + 1.3, height / 2 - 0.7, dtype) for b in range(batch)]
-    )
+    viewmats = torch.stack([look_at([0.4 * b - 0.3, 0.25, 2.0], [0.0, 0.0, 0.0], dtype) for b in range(batch)])
+    ks = torch.stack([intrinsics(52.0 + b, 50.0, width / 2 + 1.3, height / 2 - 0.7, dtype) for b in range(batch)])
     return scene, viewmats, ks
 
 
@@ -203,9 +197,7 @@ def test_single_gaussian_peak_and_profile() -> None:
     alpha = torch.clamp(o * torch.exp(-0.5 * torch.einsum("hwi,ij,hwj->hw", d, conic, d)), max=0.999)
     alpha = torch.where(alpha >= ALPHA_MIN, alpha, torch.zeros_like(alpha)).float()
     torch.testing.assert_close(out.alpha[0, ..., 0], alpha, atol=2e-6, rtol=0)
-    torch.testing.assert_close(
-        out.rgb[0], alpha[..., None] * torch.tensor([1.0, 0.5, 0.25]), atol=2e-6, rtol=0
-    )
+    torch.testing.assert_close(out.rgb[0], alpha[..., None] * torch.tensor([1.0, 0.5, 0.25]), atol=2e-6, rtol=0)
     torch.testing.assert_close(out.depth[0, ..., 0], alpha * z, atol=5e-6, rtol=0)
     assert float(out.alpha.max()) == pytest.approx(o, abs=1e-6)
 
@@ -269,10 +261,8 @@ def test_batch_items_are_independent() -> None:
     scene, viewmats, ks = random_scene(3, 80, 30, 22, seed=5, dtype=torch.float32)
     both = render(scene, viewmats, ks, 30, 22)
     for b in range(3):
-        alone = render(
-            {k: v[b : b + 1] for k, v in scene.items()}, viewmats[b : b + 1], ks[b : b + 1], 30, 22
-        )
-        for got, want in zip((both.rgb, both.alpha, both.depth), (alone.rgb, alone.alpha, alone.depth)):
+        alone = render({k: v[b : b + 1] for k, v in scene.items()}, viewmats[b : b + 1], ks[b : b + 1], 30, 22)
+        for got, want in zip((both.rgb, both.alpha, both.depth), (alone.rgb, alone.alpha, alone.depth), strict=True):
             torch.testing.assert_close(got[b : b + 1], want, atol=1e-6, rtol=1e-6)
 
 
@@ -315,28 +305,27 @@ def test_matches_bruteforce_reference(chunks: dict[str, int], monkeypatch: pytes
     ref_params = {k: v.clone().requires_grad_(True) for k, v in scene.items()}
     stats: dict[str, int] = {}
     ref = reference_render(ref_params, viewmats, ks, width, height, background=bg, stats=stats)
-    for got, want in zip((out.rgb, out.alpha, out.depth), ref):
+    for got, want in zip((out.rgb, out.alpha, out.depth), ref, strict=True):
         torch.testing.assert_close(got, want, atol=1e-6, rtol=0)
     assert 0.2 < float((ref[1] > 0.5).double().mean()) < 0.95  # a scene with coverage and holes
     assert stats["stopped"] > 100  # and pixels that reach the transmittance stop
 
     weights = [
-        torch.rand(t.shape, generator=torch.Generator().manual_seed(i), dtype=t.dtype)
-        for i, t in enumerate(ref)
+        torch.rand(t.shape, generator=torch.Generator().manual_seed(i), dtype=t.dtype) for i, t in enumerate(ref)
     ]
-    sum(((w * t).sum() for w, t in zip(weights, (out.rgb, out.alpha, out.depth))), torch.zeros(())).backward()
-    sum(((w * t).sum() for w, t in zip(weights, ref)), torch.zeros(())).backward()
+    sum(
+        ((w * t).sum() for w, t in zip(weights, (out.rgb, out.alpha, out.depth), strict=True)), torch.zeros(())
+    ).backward()
+    sum(((w * t).sum() for w, t in zip(weights, ref, strict=True)), torch.zeros(())).backward()
     for name in PARAMS:
         grad, ref_grad = params[name].grad, ref_params[name].grad
         assert grad is not None and ref_grad is not None
-        torch.testing.assert_close(
-            grad, ref_grad, atol=1e-7 * float(ref_grad.abs().max()), rtol=1e-5, msg=name
-        )
+        torch.testing.assert_close(grad, ref_grad, atol=1e-7 * float(ref_grad.abs().max()), rtol=1e-5, msg=name)
 
     # the same in float32, forward only, to 1e-5
     out32 = render({k: v.float() for k, v in scene.items()}, viewmats.float(), ks.float(), width, height,
                    background=bg.float())  # fmt: skip
-    for got32, want in zip((out32.rgb, out32.alpha, out32.depth), ref):
+    for got32, want in zip((out32.rgb, out32.alpha, out32.depth), ref, strict=True):
         assert float((got32.double() - want.detach()).abs().max()) < 1e-5
 
 
@@ -359,7 +348,7 @@ def test_gradcheck() -> None:
     mix = torch.randn(6, 6 * 8 * 5, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
 
     def fn(*tensors: Tensor) -> tuple[Tensor, Tensor]:
-        out = render(dict(zip(PARAMS, tensors)), viewmats, ks, 8, 6, background=bg, backend="torch")
+        out = render(dict(zip(PARAMS, tensors, strict=True)), viewmats, ks, 8, 6, background=bg, backend="torch")
         return mix @ torch.cat([out.rgb, out.alpha, out.depth], -1).flatten(), out.alpha[0, ::2, ::2, 0]
 
     inputs = tuple(scene[k].clone().requires_grad_(True) for k in PARAMS)

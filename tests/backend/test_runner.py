@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 import t2bs_sleepy  # noqa: F401  (registers the `sleepy` pipeline)
+
 from t2bs.bundle import Bundle
 from t2bs.errors import Cancelled, InputError
 from t2bs.pipelines import start_run

@@ -133,8 +133,16 @@ def test_cancel_stops_within_two_seconds_and_resume_completes(server: ServeProce
     assert data["stages"]["s0"]["status"] == "done" and data["stages"]["s1"]["status"] == "interrupted"
     assert not (out2 / "sleepy" / "s1.txt").exists()
 
-    server.send({"id": "r3", "cmd": "run", "pipeline": "sleepy", "args": {**args, "step_s": 0.0},
-                 "out": str(out2), "resume": True})
+    server.send(
+        {
+            "id": "r3",
+            "cmd": "run",
+            "pipeline": "sleepy",
+            "args": {**args, "step_s": 0.0},
+            "out": str(out2),
+            "resume": True,
+        }
+    )
     final, seen = server.wait_for(is_final("r3"))
     assert final["event"] == "result", final
     assert manifest(out2)["status"] == "complete"
@@ -145,23 +153,35 @@ def test_cancel_stops_within_two_seconds_and_resume_completes(server: ServeProce
 
 
 def test_stage_exception_becomes_error_and_server_stays_alive(server: ServeProcess, tmp_path: Path) -> None:
-    server.send({"id": "r", "cmd": "run", "pipeline": "sleepy", "args": {"fail_in": "s1", "step_s": 0.0},
-                 "out": str(tmp_path / "b")})
+    server.send(
+        {
+            "id": "r",
+            "cmd": "run",
+            "pipeline": "sleepy",
+            "args": {"fail_in": "s1", "step_s": 0.0},
+            "out": str(tmp_path / "b"),
+        }
+    )
     final, _ = server.wait_for(is_final("r"))
     assert final["event"] == "error" and final["code"] == "internal"
     assert "broke on purpose" in final["message"]
     assert manifest(tmp_path / "b")["status"] == "failed"
 
-    server.send({"id": "r2", "cmd": "run", "pipeline": "sleepy", "args": {"bad_input_in": "s0", "step_s": 0.0},
-                 "out": str(tmp_path / "c")})
+    server.send(
+        {
+            "id": "r2",
+            "cmd": "run",
+            "pipeline": "sleepy",
+            "args": {"bad_input_in": "s0", "step_s": 0.0},
+            "out": str(tmp_path / "c"),
+        }
+    )
     final, _ = server.wait_for(is_final("r2"))
-    assert final == {"event": "error", "id": "r2", "code": "input",
-                     "message": "Stage s0 found the input unusable."}
+    assert final == {"event": "error", "id": "r2", "code": "input", "message": "Stage s0 found the input unusable."}
 
     server.send({"id": "p", "cmd": "ping"})
     assert server.wait_for(is_final("p"))[0]["event"] == "result"
-    server.send({"id": "r3", "cmd": "run", "pipeline": "sleepy", "args": {"step_s": 0.0},
-                 "out": str(tmp_path / "d")})
+    server.send({"id": "r3", "cmd": "run", "pipeline": "sleepy", "args": {"step_s": 0.0}, "out": str(tmp_path / "d")})
     assert server.wait_for(is_final("r3"))[0]["event"] == "result"
     assert server.finish()[0] == 0
 

@@ -95,7 +95,11 @@ class BlendshapeModel:
         """Inverse of `to_arrays` (the caller has checked the required keys)."""
         names = [str(name) for name in arrays["blendshape_names"]]
         count = len(names)
-        regions = [str(r) for r in arrays["blendshape_regions"]] if "blendshape_regions" in arrays else [shape_region(n) for n in names]
+        regions = (
+            [str(r) for r in arrays["blendshape_regions"]]
+            if "blendshape_regions" in arrays
+            else [shape_region(n) for n in names]
+        )
         sources = [str(s) for s in arrays["blendshape_sources"]] if "blendshape_sources" in arrays else list(names)
         stdev = np.asarray(arrays["pca_stdev"], dtype=np.float32)
         ratio = np.asarray(arrays.get("pca_variance_ratio", np.zeros_like(stdev)), dtype=np.float32)
@@ -178,7 +182,9 @@ def build_model(
         raise InputError("There are no registered sequences to build blendshapes from.")
     acts = acts or {}
     plans = {
-        name: (acts[name].shape_names, acts[name].is_split, acts[name].region) if name in acts else shapes_for_sequence(name)
+        name: (acts[name].shape_names, acts[name].is_split, acts[name].region)
+        if name in acts
+        else shapes_for_sequence(name)
         for name in sequences
     }
     if not split:
@@ -192,7 +198,9 @@ def build_model(
                 f"but the head has {vertex_count} vertices."
             )
         if len(frames) < 2:
-            raise InputError(f"Registered sequence {name!r} has a single frame; a shape needs the neutral and at least one more.")
+            raise InputError(
+                f"Registered sequence {name!r} has a single frame; a shape needs the neutral and at least one more."
+            )
         if not np.isfinite(frames).all():
             raise InputError(f"Registered sequence {name!r} contains NaN or infinite coordinates.")
 

@@ -160,7 +160,7 @@ def find_symmetry_plane(vertices: np.ndarray, left_hint: np.ndarray | None = Non
     _, normal = min(scored, key=lambda item: item[0])
     offset = float(centroid @ normal)
     for _ in range(_SYMMETRY_ITERATIONS):
-        error, matches = mirror_error(normal, offset)
+        _error, matches = mirror_error(normal, offset)
         partners = points[matches]
         difference = points - partners
         # Pairs far from being mirror images (no counterpart on the other side) would bias the fit.

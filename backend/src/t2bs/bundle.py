@@ -12,7 +12,7 @@ import json
 import platform
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 
@@ -58,7 +58,7 @@ def software_versions() -> dict[str, str]:
 
 
 def _now() -> str:
-    return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
+    return _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds")
 
 
 @dataclass
@@ -102,8 +102,7 @@ class Manifest:
         version = data.get("schema_version")
         if version != SCHEMA_VERSION:
             raise BundleError(
-                f"The bundle's manifest has schema version {version!r}; this t2bs reads version "
-                f"{SCHEMA_VERSION}."
+                f"The bundle's manifest has schema version {version!r}; this t2bs reads version {SCHEMA_VERSION}."
             )
         return cls(
             pipeline=str(data.get("pipeline", "")),
@@ -206,9 +205,7 @@ def read_registered(path: Path, vertex_count: int | None = None) -> np.ndarray:
     if vertices.ndim != 3 or vertices.shape[2] != 3:
         raise InputError(f"{path}: 'vertices' must be [T, V, 3], not {list(vertices.shape)}.")
     if vertex_count is not None and vertices.shape[1] != vertex_count:
-        raise InputError(
-            f"{path} has {vertices.shape[1]} vertices per frame but the asset has {vertex_count}."
-        )
+        raise InputError(f"{path} has {vertices.shape[1]} vertices per frame but the asset has {vertex_count}.")
     if not np.isfinite(vertices).all():
         raise InputError(f"{path} contains NaN or infinite coordinates.")
     return vertices
@@ -221,7 +218,8 @@ def write_model(path: Path, arrays: dict[str, np.ndarray]) -> None:
         raise ValueError(f"model.npz is missing {missing}")
     # Compressed: cleaned blendshapes are mostly zeros (a 25k-vertex head's model shrinks ~4x).
     with atomic_open(path, "wb") as handle:
-        np.savez_compressed(handle, **arrays)
+        # cast: numpy's stubs would match a key named allow_pickle against that keyword.
+        np.savez_compressed(handle, **cast(dict[str, Any], arrays))
 
 
 def read_model(path: Path) -> dict[str, np.ndarray]:

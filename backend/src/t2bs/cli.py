@@ -22,7 +22,7 @@ log = logging.getLogger("t2bs")
 class _Parser(argparse.ArgumentParser):
     """argparse, but a usage error is one line and exit 2 like every other bad input."""
 
-    def error(self, message: str) -> Any:  # type: ignore[override]
+    def error(self, message: str) -> Any:
         self.exit(2, f"t2bs: {message} (see {self.prog} --help)\n")
 
 
@@ -185,24 +185,34 @@ def build_parser() -> argparse.ArgumentParser:
     doctor.set_defaults(handler=cmd_doctor)
 
     generate = commands.add_parser(
-        "generate", help="text to an animatable head: static head, expression videos, fit, blendshapes",
+        "generate",
+        help="text to an animatable head: static head, expression videos, fit, blendshapes",
         description="Generate a character head with named blendshapes from a text prompt. Without model "
         "weights the offline procedural providers run on the CPU.",
     )
     generate.add_argument("prompt", help='the character, e.g. "a grumpy old troll with a big nose"')
     generate.add_argument("--asset", default=None, help="static-head provider: procedural (default), mesh:PATH, ...")
-    generate.add_argument("--video", default=None, help="expression-video provider: procedural (default), capture:DIR, ...")
-    generate.add_argument("--expressions", default=None,
-                          help="comma-separated acts (default: the preset's); your own as name=action, "
-                          "e.g. jawOpen,eyeBlink,tongueCurl=curls its tongue up")
+    generate.add_argument(
+        "--video", default=None, help="expression-video provider: procedural (default), capture:DIR, ..."
+    )
+    generate.add_argument(
+        "--expressions",
+        default=None,
+        help="comma-separated acts (default: the preset's); your own as name=action, "
+        "e.g. jawOpen,eyeBlink,tongueCurl=curls its tongue up",
+    )
     generate.add_argument("--fit-steps", type=int, default=None, help="optimisation steps (default: the preset's)")
-    generate.add_argument("--allow-download", action="store_true",
-                          help="let the generative providers download model weights from Hugging Face")
+    generate.add_argument(
+        "--allow-download",
+        action="store_true",
+        help="let the generative providers download model weights from Hugging Face",
+    )
     add_run_options(generate)
     generate.set_defaults(handler=cmd_generate)
 
     fit = commands.add_parser(
-        "fit", help="fit a mesh to a capture directory and register it to every frame",
+        "fit",
+        help="fit a mesh to a capture directory and register it to every frame",
         description="Fit deformable Gaussians to multi-view expression videos and write the registered meshes.",
     )
     fit.add_argument("--asset", required=True, help="the static head: OBJ, GLB/glTF or PLY")
@@ -214,7 +224,8 @@ def build_parser() -> argparse.ArgumentParser:
     fit.set_defaults(handler=cmd_fit)
 
     blend = commands.add_parser(
-        "blendshapes", help="build the blendshape model from registered frames made elsewhere",
+        "blendshapes",
+        help="build the blendshape model from registered frames made elsewhere",
         description="Build named blendshapes, eigen-expressions and head.glb from a mesh and registered frames "
         "(a folder of <sequence>.npz, each with 'vertices' [T, V, 3], frame 0 neutral).",
     )
@@ -226,15 +237,20 @@ def build_parser() -> argparse.ArgumentParser:
     blend.set_defaults(handler=cmd_blendshapes)
 
     export = commands.add_parser(
-        "export", help="write a finished bundle's blendshape model as glb, npz or usd",
+        "export",
+        help="write a finished bundle's blendshape model as glb, npz or usd",
         description="Write the head with its blendshapes in another format or name casing.",
     )
     export.add_argument("bundle", type=Path, help="a finished bundle folder")
     export.add_argument("--format", choices=("glb", "npz", "usd"), default="glb")
     export.add_argument("--out", type=Path, default=None, help="file or folder to write (default: in the bundle)")
-    export.add_argument("--names", choices=("arkit", "pascal", "ict"), default="arkit",
-                        help="shape name casing: jawOpen/eyeBlinkLeft (arkit), EyeBlinkLeft (pascal: Live Link "
-                        "Face, Unreal), eyeBlink_L (ict)")
+    export.add_argument(
+        "--names",
+        choices=("arkit", "pascal", "ict"),
+        default="arkit",
+        help="shape name casing: jawOpen/eyeBlinkLeft (arkit), EyeBlinkLeft (pascal: Live Link "
+        "Face, Unreal), eyeBlink_L (ict)",
+    )
     export.add_argument("--json", action="store_true", help="print the result as JSON")
     export.set_defaults(handler=cmd_export)
 

@@ -62,9 +62,7 @@ def gsplat_compiled_module() -> Path | None:
     if prebuilt is not None and prebuilt.origin:
         return Path(prebuilt.origin)
     # gsplat JIT-compiles into torch's extension cache on first use (~90 s on an H100).
-    root = os.environ.get("TORCH_EXTENSIONS_DIR") or os.path.join(
-        os.path.expanduser("~"), ".cache", "torch_extensions"
-    )
+    root = os.environ.get("TORCH_EXTENSIONS_DIR") or os.path.join(os.path.expanduser("~"), ".cache", "torch_extensions")
     for candidate in Path(root).glob("*/gsplat_cuda/gsplat_cuda.so"):
         return candidate
     return None

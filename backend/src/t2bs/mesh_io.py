@@ -241,9 +241,7 @@ def load_head_mesh(path: str | Path, up: str = "+y", front: str = "+z") -> HeadM
     magnitude = float(np.abs(vertices).max())
     # Below float32 resolution at the mesh's distance from the origin the shape cannot be kept.
     if not extent > 1e-6 * max(magnitude, 1e-30):
-        raise InputError(
-            f"Mesh file {path} has all its vertices at one point, so it has no size to normalise."
-        )
+        raise InputError(f"Mesh file {path} has all its vertices at one point, so it has no size to normalise.")
     to_source = normalising_transform(vertices, up, front)
     normalised = transform_points(invert_similarity(to_source), vertices)
     return HeadMesh(
@@ -271,8 +269,7 @@ def _read_mesh_file(path: Path) -> _Arrays:
     if extension not in SUPPORTED_EXTENSIONS:
         suffix = repr(path.suffix) if path.suffix else "(none)"
         raise InputError(
-            f"Mesh file {path} has the unsupported extension {suffix}; "
-            f"use one of {', '.join(SUPPORTED_EXTENSIONS)}."
+            f"Mesh file {path} has the unsupported extension {suffix}; use one of {', '.join(SUPPORTED_EXTENSIONS)}."
         )
     try:
         empty = path.stat().st_size == 0
@@ -525,9 +522,7 @@ def save_static_glb(mesh: HeadMesh, path: str | Path) -> None:
     visual: trimesh.visual.TextureVisuals | trimesh.visual.ColorVisuals | None = None
     colors_rgba = None
     if mesh.vertex_colors is not None:
-        colors_rgba = np.concatenate(
-            [mesh.vertex_colors, np.full((mesh.vertex_count, 1), 255, dtype=np.uint8)], axis=1
-        )
+        colors_rgba = np.concatenate([mesh.vertex_colors, np.full((mesh.vertex_count, 1), 255, dtype=np.uint8)], axis=1)
     if mesh.uv is not None:
         material = trimesh.visual.material.PBRMaterial(
             name="head",

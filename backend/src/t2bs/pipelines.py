@@ -162,8 +162,9 @@ def build_generate(args: dict[str, Any]) -> PipelinePlan:
         settings["expressions"] = list(args["expressions"])
     # Check the acts now, so that a typo fails before any work starts.
     settings["expressions"] = [
-        expression.name if expression.name in _library_names() else f"{expression.name}={expression.action}"
-        + ("|split" if expression.is_split else "")
+        expression.name
+        if expression.name in _library_names()
+        else f"{expression.name}={expression.action}" + ("|split" if expression.is_split else "")
         for expression in chosen_expressions(settings)
     ]
     if args.get("fit_steps") is not None:

@@ -78,8 +78,11 @@ def expression_grid(
 
 
 def turntable(
-    model: BlendshapeModel, from_model: np.ndarray, texture: np.ndarray | None,
-    frames: int = TURNTABLE_FRAMES, size: int = TURNTABLE_SIZE,
+    model: BlendshapeModel,
+    from_model: np.ndarray,
+    texture: np.ndarray | None,
+    frames: int = TURNTABLE_FRAMES,
+    size: int = TURNTABLE_SIZE,
 ) -> np.ndarray:
     """[frames, size, size, 3] uint8: the neutral head turning once around +Y."""
     albedo = vertex_albedo(model, texture)

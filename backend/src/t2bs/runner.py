@@ -102,8 +102,7 @@ class Runner:
             manifest = self.bundle.read_manifest()
             if manifest.pipeline != self.pipeline:
                 raise InputError(
-                    f"{root} holds a '{manifest.pipeline}' bundle, not '{self.pipeline}'; "
-                    "choose another --out."
+                    f"{root} holds a '{manifest.pipeline}' bundle, not '{self.pipeline}'; choose another --out."
                 )
             changed = sorted(
                 key
@@ -129,13 +128,9 @@ class Runner:
 
     def _is_done(self, manifest: Manifest, stage: Stage) -> bool:
         record = manifest.stages.get(stage.name, {})
-        return record.get("status") == "done" and all(
-            self.bundle.path(output).exists() for output in stage.outputs
-        )
+        return record.get("status") == "done" and all(self.bundle.path(output).exists() for output in stage.outputs)
 
-    def _run_stage(
-        self, stage: Stage, manifest: Manifest, staging: Path, progress: StageProgress
-    ) -> None:
+    def _run_stage(self, stage: Stage, manifest: Manifest, staging: Path, progress: StageProgress) -> None:
         if staging.exists():
             shutil.rmtree(staging)
         staging.mkdir(parents=True)

@@ -215,7 +215,7 @@ class Server:
             )
 
     def _progress_forwarder(self, request_id: Any) -> Any:
-        last = {"time": 0.0, "stage": None}
+        last: dict[str, Any] = {"time": 0.0, "stage": None}
 
         def forward(event: ProgressEvent) -> None:
             now = time.monotonic()

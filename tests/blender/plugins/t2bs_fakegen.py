@@ -11,9 +11,9 @@ import time
 from typing import Any
 
 import numpy as np
+
 from t2bs.pipelines import PIPELINES, PipelinePlan
 from t2bs.stage import Stage, StageContext
-
 from tests.addon.bundle_fixture import shape_offsets, sphere
 
 

@@ -63,8 +63,14 @@ DEFAULT_FILENAMES = {"glb": "head.glb", "npz": "blendshapes.npz", "usd": "head.u
 def export_glb(source: ExportSource, path: Path, style: str) -> None:
     from .gltf import write_head_glb
 
-    write_head_glb(path, source.model, source.rotation, names=source.names(style), texture=source.texture,
-                   extras=source.gltf_extras())
+    write_head_glb(
+        path,
+        source.model,
+        source.rotation,
+        names=source.names(style),
+        texture=source.texture,
+        extras=source.gltf_extras(),
+    )
 
 
 @EXPORT_FORMATS.register("npz")

@@ -164,7 +164,9 @@ def head_glb_bytes(
     if texture is not None and model.uv is not None:
         png = io.BytesIO()
         Image.fromarray(np.asarray(texture, dtype=np.uint8)).save(png, format="PNG")
-        document["images"] = [{"name": "head_basecolor", "mimeType": "image/png", "bufferView": builder.view(png.getvalue())}]
+        document["images"] = [
+            {"name": "head_basecolor", "mimeType": "image/png", "bufferView": builder.view(png.getvalue())}
+        ]
         document["samplers"] = [{"magFilter": 9729, "minFilter": 9987, "wrapS": 10497, "wrapT": 10497}]
         document["textures"] = [{"sampler": 0, "source": 0}]
         material["pbrMetallicRoughness"]["baseColorTexture"] = {"index": 0}
@@ -240,7 +242,9 @@ def read_accessor(document: dict[str, Any], binary: bytes, index: int) -> np.nda
     sparse = accessor.get("sparse")
     if sparse:
         indices = view_array(sparse["indices"]["bufferView"], np.uint32, int(sparse["count"]))
-        values[indices] = view_array(sparse["values"]["bufferView"], dtype, int(sparse["count"]) * components).reshape(-1, components)
+        values[indices] = view_array(sparse["values"]["bufferView"], dtype, int(sparse["count"]) * components).reshape(
+            -1, components
+        )
     return values
 
 

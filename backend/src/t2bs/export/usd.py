@@ -26,7 +26,7 @@ from ..blendshape_model import BlendshapeModel
 from ..errors import InputError
 
 
-def _pxr():  # type: ignore[no-untyped-def]
+def _pxr():
     try:
         from pxr import Gf, Sdf, Usd, UsdGeom, UsdShade, UsdSkel, Vt
     except ImportError:
@@ -133,7 +133,9 @@ def write_head_usd(
         reader.CreateIdAttr("UsdPrimvarReader_float3")
         reader.CreateInput("varname", Sdf.ValueTypeNames.Token).Set("displayColor")
         reader.CreateOutput("result", Sdf.ValueTypeNames.Float3)
-        surface.CreateInput("diffuseColor", Sdf.ValueTypeNames.Color3f).ConnectToSource(reader.ConnectableAPI(), "result")
+        surface.CreateInput("diffuseColor", Sdf.ValueTypeNames.Color3f).ConnectToSource(
+            reader.ConnectableAPI(), "result"
+        )
     UsdShade.MaterialBindingAPI.Apply(mesh.GetPrim()).Bind(material)
     stage.GetRootLayer().Save()
     del stage

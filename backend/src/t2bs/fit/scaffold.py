@@ -74,9 +74,7 @@ def sample_texture(texture: np.ndarray, uv: np.ndarray) -> np.ndarray:
     return (top * (1 - fy) + bottom * fy).astype(np.float32)
 
 
-def sample_surface(
-    mesh: HeadMesh, count: int, rng: np.random.Generator
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def sample_surface(mesh: HeadMesh, count: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Area-weighted random points on the triangles.
 
     Returns:

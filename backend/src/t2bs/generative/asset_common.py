@@ -58,7 +58,9 @@ def normalised_mesh(ctx: StageContext, mesh: Any, provider: str, up: str, front:
     faces = len(mesh.faces) if isinstance(mesh, trimesh.Trimesh) else sum(len(g.faces) for g in mesh.geometry.values())
     if faces == 0:
         raise StageError(f"The {provider} model produced an empty surface; try another --seed or prompt.")
-    textured = isinstance(mesh, trimesh.Scene) or isinstance(getattr(mesh, "visual", None), trimesh.visual.TextureVisuals)
+    textured = isinstance(mesh, trimesh.Scene) or isinstance(
+        getattr(mesh, "visual", None), trimesh.visual.TextureVisuals
+    )
     # PLY keeps per-vertex colours exactly; GLB keeps a texture and its UVs.
     suffix = ".glb" if textured else ".ply"
     path = ctx.output(GENERATED_STEM + suffix)
@@ -78,4 +80,6 @@ def vertex_colour_mesh(vertices: np.ndarray, faces: np.ndarray, colours: np.ndar
     kwargs: dict[str, Any] = {}
     if colours is not None:
         kwargs["vertex_colors"] = (np.clip(colours, 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
-    return trimesh.Trimesh(vertices=np.asarray(vertices, np.float64), faces=np.asarray(faces, np.int64), process=False, **kwargs)
+    return trimesh.Trimesh(
+        vertices=np.asarray(vertices, np.float64), faces=np.asarray(faces, np.int64), process=False, **kwargs
+    )

@@ -66,7 +66,10 @@ class Hunyuan3DProvider(AssetProvider):
         plan = models.plan_for(settings, self.source)
         ctx.step(0.35, f"loading {self.source} ({SHAPE_SUBFOLDER})")
         pipe = shapegen.Hunyuan3DDiTFlowMatchingPipeline.from_pretrained(
-            str(folder), subfolder=SHAPE_SUBFOLDER, use_safetensors=True, device=plan.device,
+            str(folder),
+            subfolder=SHAPE_SUBFOLDER,
+            use_safetensors=True,
+            device=plan.device,
             dtype=models.torch_dtype(plan),
         )
         steps = int_setting(settings, "asset_steps", 30, 1, 500)
@@ -95,7 +98,11 @@ class Hunyuan3DProvider(AssetProvider):
         head = normalised_mesh(ctx, mesh, self.name, HY3D_UP, HY3D_FRONT)
         ctx.record_seed(seed)
         ctx.record_provider(
-            name=self.name, model=self.source, text_to_image_model=image_source, steps=steps, textured=painted,
+            name=self.name,
+            model=self.source,
+            text_to_image_model=image_source,
+            steps=steps,
+            textured=painted,
             memory_plan=plan.name,
         )
         return head

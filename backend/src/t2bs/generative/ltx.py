@@ -37,4 +37,3 @@ class LTXProvider(DiffusersVideoProvider):
             "decode_timestep": float(settings.get("video_decode_timestep", 0.03)),
             "decode_noise_scale": float(settings.get("video_decode_noise_scale", 0.025)),
         }
-

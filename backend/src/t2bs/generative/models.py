@@ -107,9 +107,8 @@ def import_module(name: str, provider: str, install: str = GEN_INSTALL) -> Any:
     try:
         return importlib.import_module(name)
     except ImportError as exc:
-        raise InputError(
-            f"The {provider} provider cannot import {name} ({str(exc).splitlines()[0] if str(exc) else 'not installed'}): {install}."
-        ) from None
+        reason = str(exc).splitlines()[0] if str(exc) else "not installed"
+        raise InputError(f"The {provider} provider cannot import {name} ({reason}): {install}.") from None
 
 
 # -- model sources and the download gate --------------------------------------------------------------
@@ -169,8 +168,12 @@ def cached_snapshot(repo_id: str, allow_patterns: Sequence[str] | None = None) -
     from huggingface_hub import snapshot_download
 
     try:
-        return Path(snapshot_download(repo_id, local_files_only=True, allow_patterns=allow_patterns))
-    except Exception:  # noqa: BLE001 - LocalEntryNotFoundError, offline errors, a cache without refs
+        return Path(
+            snapshot_download(
+                repo_id, local_files_only=True, allow_patterns=None if allow_patterns is None else list(allow_patterns)
+            )
+        )
+    except Exception:
         return None
 
 
@@ -207,8 +210,8 @@ def snapshot_folder(
     from huggingface_hub import snapshot_download
 
     try:
-        return Path(snapshot_download(source, allow_patterns=allow_patterns))
-    except Exception as exc:  # noqa: BLE001 - network, authentication and gated-repo errors alike
+        return Path(snapshot_download(source, allow_patterns=None if allow_patterns is None else list(allow_patterns)))
+    except Exception as exc:
         raise InputError(f"Downloading {source} for the {provider} provider failed ({_one_line(exc)}).") from None
 
 

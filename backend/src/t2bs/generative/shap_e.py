@@ -79,7 +79,12 @@ class ShapEProvider(AssetProvider):
         head = normalised_mesh(ctx, mesh, self.name, SHAP_E_UP, SHAP_E_FRONT)
         ctx.record_seed(seed)
         ctx.record_provider(
-            name=self.name, model=self.source, prompt=prompt, steps=steps, guidance=guidance, grid_size=grid,
+            name=self.name,
+            model=self.source,
+            prompt=prompt,
+            steps=steps,
+            guidance=guidance,
+            grid_size=grid,
             memory_plan=plan.name,
         )
         return head

@@ -90,4 +90,3 @@ def reference_image(
     image = result.images[0]
     ctx.record_metrics(reference_image={"model": source, "steps": steps, "size": size, "prompt": prompt})
     return image.convert("RGB")
-

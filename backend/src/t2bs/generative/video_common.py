@@ -39,6 +39,7 @@ from ..capture import Camera, Capture, CaptureWriter
 from ..errors import InputError
 from ..mesh_io import HeadMesh, sample_texture
 from ..meshrender import render_mesh, shade_lambert, vertex_normals
+
 # Imported as a module, not by name: procedural.providers and stages.capture import each other's
 # registries, and this module is imported from stages.capture while procedural.providers may be half done.
 from ..procedural import providers as procedural
@@ -63,7 +64,9 @@ def expression_prompts(ctx: StageContext) -> list[tuple[str, str]]:
             data = json.loads(path.read_text(encoding="utf-8"))
             acts = [(str(item["name"]), str(item["prompt"])) for item in data["expressions"]]
         except (OSError, ValueError, KeyError, TypeError) as exc:
-            raise InputError(f"{path} cannot be read as the prompt stage's prompts ({exc}); run the prompt stage again.") from None
+            raise InputError(
+                f"{path} cannot be read as the prompt stage's prompts ({exc}); run the prompt stage again."
+            ) from None
         if not acts:
             raise InputError(f"{path} lists no expressions; run the prompt stage again with some.")
         return acts
@@ -79,10 +82,12 @@ def snap_frames(frames: int, factor: int) -> int:
 
 def snap_size(value: int, multiple: int) -> int:
     """`value` rounded to the nearest positive multiple of `multiple`."""
-    return max(multiple, int(round(value / multiple)) * multiple)
+    return max(multiple, round(value / multiple) * multiple)
 
 
-def resample_video(video: np.ndarray, frames: int, size: int, crop: tuple[int, int, int, int] | None = None) -> np.ndarray:
+def resample_video(
+    video: np.ndarray, frames: int, size: int, crop: tuple[int, int, int, int] | None = None
+) -> np.ndarray:
     """Resample a generated video to the capture's frame count and square size.
 
     Args:
@@ -104,7 +109,7 @@ def resample_video(video: np.ndarray, frames: int, size: int, crop: tuple[int, i
     positions = np.linspace(0.0, count - 1, frames)
     out = np.empty((frames, size, size, 3), np.uint8)
     for index, position in enumerate(positions):
-        low = int(math.floor(position))
+        low = math.floor(position)
         high = min(low + 1, count - 1)
         weight = position - low
         frame = array[low] * (1.0 - weight) + array[high] * weight
@@ -135,7 +140,9 @@ def render_neutral(mesh: HeadMesh, camera: Camera, background: tuple[float, floa
     return (np.clip(rgb, 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
 
 
-def pad_to(image: np.ndarray, height: int, width: int, background: tuple[float, float, float] = BACKGROUND) -> tuple[np.ndarray, tuple[int, int, int, int]]:
+def pad_to(
+    image: np.ndarray, height: int, width: int, background: tuple[float, float, float] = BACKGROUND
+) -> tuple[np.ndarray, tuple[int, int, int, int]]:
     """Centre a square [S, S, 3] uint8 image on a height x width background (S = min(height, width)).
 
     Returns the padded image and the (top, left, S, S) box where the square sits.
@@ -200,10 +207,13 @@ class DiffusersVideoProvider(VideoProvider):
         if isinstance(size, int) and not isinstance(size, bool):
             size = [size, size]
         if (
-            not isinstance(size, (list, tuple)) or len(size) != 2
+            not isinstance(size, (list, tuple))
+            or len(size) != 2
             or not all(isinstance(v, int) and not isinstance(v, bool) and 16 <= v <= 4096 for v in size)
         ):
-            raise InputError(f"The setting video_size must be a number of pixels or [height, width] from 16 to 4096, not {size!r}.")
+            raise InputError(
+                f"The setting video_size must be a number of pixels or [height, width] from 16 to 4096, not {size!r}."
+            )
         guidance = settings.get("video_guidance", self.guidance)
         if isinstance(guidance, bool) or not isinstance(guidance, (int, float)) or not 0.0 <= guidance <= 30.0:
             raise InputError(f"The setting video_guidance must be a number from 0 to 30, not {guidance!r}.")
@@ -240,9 +250,17 @@ class DiffusersVideoProvider(VideoProvider):
         model_cameras = procedural.cameras_for(mesh, views, side)
         fps = self.fps * (frames - 1) / (frames_gen - 1)
         self.details = {
-            "model": self.source, "memory_plan": plan.name, "generated_frames": frames_gen,
-            "generated_size": [height, width], "steps": gen["steps"], "guidance": gen["guidance"],
-            "views": views, "frames": frames, "size": size, "seed": seed, "expressions": [name for name, _ in acts],
+            "model": self.source,
+            "memory_plan": plan.name,
+            "generated_frames": frames_gen,
+            "generated_size": [height, width],
+            "steps": gen["steps"],
+            "guidance": gen["guidance"],
+            "views": views,
+            "frames": frames,
+            "size": size,
+            "seed": seed,
+            "expressions": [name for name, _ in acts],
         }
         ctx.record_seed(seed)
         writer = CaptureWriter(dest, overwrite=True)
@@ -321,6 +339,8 @@ class DiffusersVideoProvider(VideoProvider):
         return {"name": self.name, "argument": self.argument, **self.details}
 
 
-def _checkpoint_key(source: str, prompt: str, gen: dict[str, Any], seed: int, view: str, frames: int, height: int, width: int) -> str:
+def _checkpoint_key(
+    source: str, prompt: str, gen: dict[str, Any], seed: int, view: str, frames: int, height: int, width: int
+) -> str:
     text = json.dumps([source, prompt, gen, seed, view, frames, height, width], sort_keys=True, default=str)
     return hashlib.sha256(text.encode("utf-8")).hexdigest()

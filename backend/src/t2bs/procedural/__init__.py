@@ -12,6 +12,17 @@ from .regions import REGIONS_FILE, FaceRegions, load_regions, save_regions
 from .text import params_from_prompt, read_prompt
 
 __all__ = [
-    "ARCHETYPES", "ARCHETYPE_NAMES", "FaceRegions", "HeadParams", "ProceduralHead", "REGIONS_FILE", "build_head",
-    "deform", "ease", "load_regions", "params_from_prompt", "read_prompt", "save_regions",
+    "ARCHETYPES",
+    "ARCHETYPE_NAMES",
+    "REGIONS_FILE",
+    "FaceRegions",
+    "HeadParams",
+    "ProceduralHead",
+    "build_head",
+    "deform",
+    "ease",
+    "load_regions",
+    "params_from_prompt",
+    "read_prompt",
+    "save_regions",
 ]

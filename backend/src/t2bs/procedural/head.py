@@ -30,8 +30,8 @@ import scipy.sparse.linalg as spla
 import trimesh
 from scipy import ndimage
 
-from ..meshrender import render_mesh
 from ..mesh_io import HeadMesh
+from ..meshrender import render_mesh
 from . import sdf
 from .archetypes import HeadParams
 from .regions import FaceRegions
@@ -171,7 +171,7 @@ def _layout(params: HeadParams) -> _Layout:
         frame = np.stack([eye_x, up, forward])
         gap = 0.06 * radius + 0.002
         eyes[side] = _Eye(centre, frame, radius, radius + gap, radius + gap + 0.22 * radius + 0.01)
-    base, tip = _snout_axis(params)
+    _base, tip = _snout_axis(params)
     if params.snout_length > 0.05:
         # The mouth line runs under the muzzle's axis, a third of the way down at the tip.
         mouth_y = float(tip[1] - 0.4 * params.snout_tip * params.snout_height)
@@ -185,7 +185,9 @@ def _layout(params: HeadParams) -> _Layout:
         corner_z = front - 0.10 - 0.08 * params.mouth_width
         half_width = 0.08 + 0.2 * params.mouth_width
     depth = max(front - corner_z, 0.08)
-    cavity_height = 0.055 if params.snout_length <= 0.05 else min(0.055, 0.5 * params.snout_tip * params.snout_height + 0.01)
+    cavity_height = (
+        0.055 if params.snout_length <= 0.05 else min(0.055, 0.5 * params.snout_tip * params.snout_height + 0.01)
+    )
     cavity_centre = np.array([0.0, mouth_y - 0.005, corner_z + 0.3 * depth - 0.02])
     cavity_radii = np.array([min(half_width, 0.16) * 0.7, cavity_height, 0.36 * depth + 0.04])
     hinge = np.array([0.0, mouth_y + 0.06, min(corner_z - 0.12, -0.02)])
@@ -275,7 +277,11 @@ def _ear_field(p: np.ndarray, params: HeadParams, base: np.ndarray, tip: np.ndar
     else:
         radii = {"round": (0.5, 0.5), "floppy": (0.38, 0.55), "long": (0.2, 0.55), "human": (0.32, 0.55)}[style]
         centre = along * (0.5 if style != "round" else 0.35)
-        outer = sdf.ellipsoid(q_flat, centre, np.array([radii[0] * length, radii[1] * length, radii[0] * length * 0.9])) / flat * 1.6
+        outer = (
+            sdf.ellipsoid(q_flat, centre, np.array([radii[0] * length, radii[1] * length, radii[0] * length * 0.9]))
+            / flat
+            * 1.6
+        )
     if style in ("tuft", "fin"):
         return outer
     # A hollow in the front face makes the ear read as an ear, and gives the inner ear its colour.
@@ -285,7 +291,13 @@ def _ear_field(p: np.ndarray, params: HeadParams, base: np.ndarray, tip: np.ndar
         inner = sdf.round_cone(q_flat - hollow_shift, origin, along * 0.85, width * 0.7, 0.004) / flat * 1.6
     else:
         centre = along * (0.5 if style != "round" else 0.38) + hollow_shift
-        inner = sdf.ellipsoid(q_flat, centre, np.array([radii[0] * length * 0.7, radii[1] * length * 0.75, radii[0] * length * 0.6])) / flat * 1.6
+        inner = (
+            sdf.ellipsoid(
+                q_flat, centre, np.array([radii[0] * length * 0.7, radii[1] * length * 0.75, radii[0] * length * 0.6])
+            )
+            / flat
+            * 1.6
+        )
     return sdf.smooth_subtract(outer, inner, 0.01)
 
 
@@ -309,7 +321,9 @@ def _nose_field(p: np.ndarray, layout: _Layout) -> np.ndarray | None:
         upper = sdf.round_cone(p, top, tip, size * 0.7, size * 0.35)
         return sdf.smooth_union(upper, sdf.round_cone(p, tip, hook, size * 0.35, size * 0.08), size * 0.3)
     if params.nose_style == "robot":
-        return sdf.round_box(p, tip - np.array([0.0, 0.0, size * 0.6]), np.array([size * 0.6, size * 0.9, size * 0.8]), size * 0.3)
+        return sdf.round_box(
+            p, tip - np.array([0.0, 0.0, size * 0.6]), np.array([size * 0.6, size * 0.9, size * 0.8]), size * 0.3
+        )
     return None
 
 
@@ -358,7 +372,7 @@ def _head_fields(p: np.ndarray, layout: _Layout, keep_parts: bool) -> _Fields:
     d = _base_field(p, params)
     if keep_parts:
         parts["base"] = d.copy()
-    for side, sign in (("L", 1.0), ("R", -1.0)):
+    for side, _sign in (("L", 1.0), ("R", -1.0)):
         eye = layout.eyes[side]
         if params.brow_ridge > 0.0:
             ridge_centre = eye.centre + np.array([0.0, eye.radius * 1.1, eye.radius * 0.2])
@@ -390,9 +404,14 @@ def _head_fields(p: np.ndarray, layout: _Layout, keep_parts: bool) -> _Fields:
         if keep_parts:
             parts["antenna"] = np.minimum(rod, ball)
     if params.lip_thickness > 0.0:
-        for offset, name in ((1.0, "lip_upper"), (-1.0, "lip_lower")):
-            centre = np.array([0.0, layout.mouth_y + offset * (layout.slit_height / 2 + params.lip_thickness * 0.7),
-                               layout.mouth_front_z - params.lip_thickness * 0.9])
+        for offset, _name in ((1.0, "lip_upper"), (-1.0, "lip_lower")):
+            centre = np.array(
+                [
+                    0.0,
+                    layout.mouth_y + offset * (layout.slit_height / 2 + params.lip_thickness * 0.7),
+                    layout.mouth_front_z - params.lip_thickness * 0.9,
+                ]
+            )
             radii = np.array([layout.mouth_half_width * 0.95, params.lip_thickness * 1.1, params.lip_thickness * 1.6])
             d = sdf.smooth_union(d, sdf.ellipsoid(p, centre, radii), 0.02)
     # Eyes: a lid shell around each eyeball, an opening in it, and a hollow socket for the eyeball.
@@ -439,7 +458,7 @@ def _march(layout: _Layout, spacing: float, low: np.ndarray, high: np.ndarray) -
     counts = np.ceil((high - low) / spacing).astype(int) + 1
     axes = [low[i] + spacing * np.arange(counts[i]) for i in range(3)]
 
-    def evaluate(indices: tuple[np.ndarray, np.ndarray, np.ndarray]) -> np.ndarray:
+    def evaluate(indices: tuple[np.ndarray, ...]) -> np.ndarray:
         points = np.stack([axes[0][indices[0]], axes[1][indices[1]], axes[2][indices[2]]], axis=1)
         out = np.empty(len(points), dtype=np.float32)
         for start in range(0, len(points), 400_000):
@@ -453,7 +472,10 @@ def _march(layout: _Layout, spacing: float, low: np.ndarray, high: np.ndarray) -
     mesh_index = np.meshgrid(*coarse_index, indexing="ij")
     coarse = evaluate(tuple(m.ravel() for m in mesh_index)).reshape(mesh_index[0].shape)
     near = ndimage.binary_dilation(np.abs(coarse) < 2.5 * stride * spacing, iterations=1)
-    nearest = [np.minimum(np.rint(np.arange(n) / stride).astype(int), len(c) - 1) for n, c in zip(counts, coarse_index, strict=True)]
+    nearest = [
+        np.minimum(np.rint(np.arange(n) / stride).astype(int), len(c) - 1)
+        for n, c in zip(counts, coarse_index, strict=True)
+    ]
     fine_near = near[np.ix_(*nearest)]
     values = coarse[np.ix_(*nearest)].astype(np.float32)
     band = np.nonzero(fine_near)
@@ -552,7 +574,9 @@ def _disk_uv(vertices: np.ndarray, faces: np.ndarray, cut_y: float, neck_bottom:
     # area keeps the map one-to-one and evens the texel density.
     corner_area = np.zeros(count)
     triangles = vertices[kept_faces]
-    face_area = 0.5 * np.linalg.norm(np.cross(triangles[:, 1] - triangles[:, 0], triangles[:, 2] - triangles[:, 0]), axis=1)
+    face_area = 0.5 * np.linalg.norm(
+        np.cross(triangles[:, 1] - triangles[:, 0], triangles[:, 2] - triangles[:, 0]), axis=1
+    )
     for corner in range(3):
         np.add.at(corner_area, kept_faces[:, corner], face_area / 3.0)
     inside = np.nonzero(used)[0]
@@ -622,8 +646,9 @@ def _noise(points: np.ndarray, rng: np.random.Generator, scales: tuple[tuple[flo
 # -- the whole head -----------------------------------------------------------------------------------
 
 
-def build_head(params: HeadParams, seed: int = 0, *, target_vertices: int = TARGET_VERTICES,
-               texture_size: int = TEXTURE_SIZE) -> ProceduralHead:
+def build_head(
+    params: HeadParams, seed: int = 0, *, target_vertices: int = TARGET_VERTICES, texture_size: int = TEXTURE_SIZE
+) -> ProceduralHead:
     """Build the head for `params`; the same (params, seed) gives the same head, bit for bit.
 
     Returns a `ProceduralHead` whose mesh is in the normalised frame, with UVs, a [texture_size,
@@ -653,7 +678,9 @@ def build_head(params: HeadParams, seed: int = 0, *, target_vertices: int = TARG
     faces = [skin_faces]
     offset = len(skin_vertices)
     part_ranges: dict[str, tuple[int, int]] = {}
-    uvs = [_disk_uv(skin_vertices, skin_faces, _neck_cut(skin_vertices, params, layout.neck_bottom), layout.neck_bottom)]
+    uvs = [
+        _disk_uv(skin_vertices, skin_faces, _neck_cut(skin_vertices, params, layout.neck_bottom), layout.neck_bottom)
+    ]
     for name, mesh, centre, frame in parts:
         part_ranges[name] = (offset, offset + len(mesh.vertices))
         vertices.append(np.asarray(mesh.vertices))
@@ -665,14 +692,16 @@ def build_head(params: HeadParams, seed: int = 0, *, target_vertices: int = TARG
     uv = np.concatenate(uvs)
 
     regions = _regions(all_vertices, len(skin_vertices), part_ranges, layout, tongue_centre, tongue_radii)
-    texture, vertex_colors = _paint(all_vertices, all_faces, uv, len(skin_vertices), part_ranges, layout, regions, rng, texture_size)
+    texture, vertex_colors = _paint(
+        all_vertices, all_faces, uv, len(skin_vertices), part_ranges, layout, regions, rng, texture_size
+    )
 
     # To the normalised frame: bounding-box centre at the origin, largest side 1.
     low, high = all_vertices.min(axis=0), all_vertices.max(axis=0)
     scale = 1.0 / float((high - low).max())
     shift = -(low + high) / 2.0 * scale
     normalised = all_vertices * scale + shift
-    mesh = HeadMesh(
+    head_mesh = HeadMesh(
         vertices=normalised.astype(np.float32),
         faces=all_faces.astype(np.int32),
         uv=uv.astype(np.float32),
@@ -681,7 +710,7 @@ def build_head(params: HeadParams, seed: int = 0, *, target_vertices: int = TARG
         to_source=np.eye(4),
         source=f"procedural:{params.archetype}",
     )
-    return ProceduralHead(mesh, regions.transformed(scale, shift), params, time.perf_counter() - started)
+    return ProceduralHead(head_mesh, regions.transformed(scale, shift), params, time.perf_counter() - started)
 
 
 def _jitter(params: HeadParams, rng: np.random.Generator) -> HeadParams:
@@ -728,7 +757,9 @@ def _regions(
     weights["jaw"] = np.where(skin, jaw, 0.0)
     cavity = fields["cavity"]
     slit = fields["slit"]
-    mouth_inner = skin & ((np.abs(cavity) < 0.012) | (slit > -0.004) & (slit < 0.006) & (np.abs(y - mouth_y) < half_slit + 0.01))
+    mouth_inner = skin & (
+        (np.abs(cavity) < 0.012) | (slit > -0.004) & (slit < 0.006) & (np.abs(y - mouth_y) < half_slit + 0.01)
+    )
     weights["mouth_inner"] = mouth_inner.astype(np.float64)
     # Lips: around the mouth line near the front, fading over a lip's height.
     lip_reach = 0.05 + params.lip_thickness
@@ -750,21 +781,27 @@ def _regions(
         eye = layout.eyes[side]
         _, vertical, distance, q = _eye_angles(vertices, eye)
         # Lids: the skin over the eye, up to ~0.9 rad past the opening, fading with distance.
-        reach = sdf.smoothstep(eye.lid_outer * 2.2, eye.lid_outer * 1.05, distance)
+        lid_fade = sdf.smoothstep(eye.lid_outer * 2.2, eye.lid_outer * 1.05, distance)
         front = q[:, 2] > -0.3 * eye.lid_outer
         upper = sdf.smoothstep(params.eye_open + 1.0, params.eye_open + 0.05, vertical) * (vertical > 0.0)
         lower = sdf.smoothstep(-params.eye_open - 0.8, -params.eye_open - 0.05, vertical) * (vertical <= 0.0)
         # The socket wall behind the eyeball stays put.
         lid_mask = skin & front & ~((np.abs(fields[f"socket_{side}"]) < 0.004) & (q[:, 2] < eye.radius * 0.2))
-        weights[f"lid_upper_{side}"] = np.where(lid_mask, upper * reach, 0.0)
-        weights[f"lid_lower_{side}"] = np.where(lid_mask, lower * reach, 0.0)
+        weights[f"lid_upper_{side}"] = np.where(lid_mask, upper * lid_fade, 0.0)
+        weights[f"lid_lower_{side}"] = np.where(lid_mask, lower * lid_fade, 0.0)
         start, end = part_ranges[f"eyeball_{side}"]
         ball = np.zeros(count)
         ball[start:end] = 1.0
         weights[f"eyeball_{side}"] = ball
         brow = layout.brow_centres[side]
         weights[f"brow_{side}"] = np.where(
-            skin, np.exp(-np.sum(((vertices - brow) / np.array([eye.radius * 2.2, eye.radius * 1.2, eye.radius * 2.5])) ** 2, axis=1)), 0.0
+            skin,
+            np.exp(
+                -np.sum(
+                    ((vertices - brow) / np.array([eye.radius * 2.2, eye.radius * 1.2, eye.radius * 2.5])) ** 2, axis=1
+                )
+            ),
+            0.0,
         ) * (1.0 - weights[f"lid_upper_{side}"] * 0.5)
         cheek = layout.cheek_centres[side]
         weights[f"cheek_{side}"] = np.where(skin, np.exp(-np.sum(((vertices - cheek) / 0.09) ** 2, axis=1)), 0.0)
@@ -888,18 +925,28 @@ def _base_colours(
     light = np.array(params.fur_light)
     skin_colour = np.array(params.skin)
     colours = np.tile(fur, (count, 1))
-    x, y, z = vertices[:, 0], vertices[:, 1], vertices[:, 2]
+    y, z = vertices[:, 1], vertices[:, 2]
     fields = _head_fields(vertices, layout, True).parts
     # Lighter muzzle, chin and throat, as most furred animals have.
     if params.pattern in ("fur", "feathers", "scales"):
         muzzle = sdf.smoothstep(layout.mouth_y + 0.06, layout.mouth_y - 0.04, y) * sdf.smoothstep(-0.15, 0.05, z)
         if params.snout_length > 0.05:
-            muzzle = np.maximum(muzzle, sdf.smoothstep(params.cranium[2] * 0.55, params.cranium[2] * 0.95, z) * sdf.smoothstep(params.snout_y + 0.05, params.snout_y - 0.06, y))
+            muzzle = np.maximum(
+                muzzle,
+                sdf.smoothstep(params.cranium[2] * 0.55, params.cranium[2] * 0.95, z)
+                * sdf.smoothstep(params.snout_y + 0.05, params.snout_y - 0.06, y),
+            )
         if params.archetype in ("owl", "monkey"):
             face = np.zeros(count)
             for side in ("L", "R"):
                 eye = layout.eyes[side]
-                face = np.maximum(face, sdf.smoothstep(eye.radius * 2.6, eye.radius * 1.8, np.linalg.norm((vertices - eye.centre)[:, :2], axis=1)) * (z > 0.1))
+                face = np.maximum(
+                    face,
+                    sdf.smoothstep(
+                        eye.radius * 2.6, eye.radius * 1.8, np.linalg.norm((vertices - eye.centre)[:, :2], axis=1)
+                    )
+                    * (z > 0.1),
+                )
             muzzle = np.maximum(muzzle, face)
         colours = colours * (1 - muzzle[:, None]) + light * muzzle[:, None]
     if params.pattern == "skin" and params.archetype == "human":
@@ -910,12 +957,16 @@ def _base_colours(
         colours = colours * (1 - belly[:, None]) + light * belly[:, None]
     if params.archetype == "human":
         # Hair on the crown and back of the head.
-        hair = sdf.smoothstep(params.eye_y + 0.2, params.eye_y + 0.26, y + 0.35 * np.maximum(-z, 0.0)) * (fields["base"] < 0.01)
+        hair = sdf.smoothstep(params.eye_y + 0.2, params.eye_y + 0.26, y + 0.35 * np.maximum(-z, 0.0)) * (
+            fields["base"] < 0.01
+        )
         hair_colour = np.array(params.extras.get("hair", (0.25, 0.16, 0.10)))
         colours = colours * (1 - hair[:, None]) + hair_colour * hair[:, None]
     # Lips, nose, inner ears.
     if params.lip_thickness > 0.0:
-        lips = (regions.weight("lip_upper") + regions.weight("lip_lower")) * np.exp(-(((y - layout.mouth_y) / (params.lip_thickness * 1.8)) ** 2))
+        lips = (regions.weight("lip_upper") + regions.weight("lip_lower")) * np.exp(
+            -(((y - layout.mouth_y) / (params.lip_thickness * 1.8)) ** 2)
+        )
         lips = np.clip(lips * 1.3, 0.0, 1.0)
         colours = colours * (1 - lips[:, None]) + skin_colour * lips[:, None]
     if "nose" in fields and params.nose_style in ("button", "beak", "robot"):
@@ -927,13 +978,18 @@ def _base_colours(
             ear_weight = regions.weight(key)
             base = layout.ear_bases[side]
             tip = layout.ear_tips[side]
-            frame = _rotation_towards(tip - base, np.array([0.0, 0.0, 1.0]) if params.ear_style != "human" else np.array([np.sign(base[0]), 0.0, 0.3]))
+            frame = _rotation_towards(
+                tip - base,
+                np.array([0.0, 0.0, 1.0]) if params.ear_style != "human" else np.array([np.sign(base[0]), 0.0, 0.3]),
+            )
             front = (vertices - base) @ frame[2]
             inner = ear_weight * sdf.smoothstep(0.0, 0.02, front) * (params.ear_style != "floppy")
             inner_colour = skin_colour if params.archetype not in ("dog", "wolf", "bear") else fur * 0.6
             colours = colours * (1 - inner[:, None]) + inner_colour * inner[:, None]
             if params.archetype == "fox":
-                tip_dark = ear_weight * sdf.smoothstep(0.55, 0.8, ((vertices - base) @ ((tip - base) / np.linalg.norm(tip - base))) / params.ear_size)
+                tip_dark = ear_weight * sdf.smoothstep(
+                    0.55, 0.8, ((vertices - base) @ ((tip - base) / np.linalg.norm(tip - base))) / params.ear_size
+                )
                 colours = colours * (1 - tip_dark[:, None]) + np.array([0.12, 0.08, 0.06]) * tip_dark[:, None]
     if "horns" in fields:
         horn = sdf.smoothstep(0.01, -0.005, fields["horns"])
@@ -950,7 +1006,11 @@ def _base_colours(
         socket = (distance < eye.lid_inner + 0.006) & (np.arange(count) < skin_count)
         colours[socket] = np.array([0.25, 0.12, 0.12])
         # A dark lid margin: it reads as lashes and outlines the eye.
-        margin = np.exp(-((fields[f"opening_{side}"] / 0.008) ** 2)) * (distance < eye.lid_outer + 0.02) * (distance > eye.lid_inner)
+        margin = (
+            np.exp(-((fields[f"opening_{side}"] / 0.008) ** 2))
+            * (distance < eye.lid_outer + 0.02)
+            * (distance > eye.lid_inner)
+        )
         colours = colours * (1 - 0.8 * margin[:, None]) + np.array([0.08, 0.06, 0.05]) * 0.8 * margin[:, None]
     colours[skin_count:] = 0.0  # eyeballs and tongue are painted per texel / below
     start, end = part_ranges["tongue"]

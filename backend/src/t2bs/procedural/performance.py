@@ -44,7 +44,9 @@ class _Face:
     def zero(self) -> np.ndarray:
         return np.zeros((self.count, 3))
 
-    def rotate(self, pivot: np.ndarray, axis: np.ndarray, angles: np.ndarray, mask: np.ndarray | None = None) -> np.ndarray:
+    def rotate(
+        self, pivot: np.ndarray, axis: np.ndarray, angles: np.ndarray, mask: np.ndarray | None = None
+    ) -> np.ndarray:
         """Displacement of rotating each vertex by its own angle [V] (radians) about `axis` through
         `pivot`, for vertices where `mask` holds (all if None)."""
         axis = np.asarray(axis, dtype=np.float64)
@@ -106,7 +108,9 @@ class _Face:
     def corners(self, side: str, vector: tuple[float, float, float], a: float) -> np.ndarray:
         sign = 1.0 if side == "L" else -1.0
         x, y, z = vector
-        return self.translate(self.w(f"mouth_corner_{side}") * (1.0 - 0.7 * self.w("mouth_inner")), np.array([sign * x, y, z]) * a)
+        return self.translate(
+            self.w(f"mouth_corner_{side}") * (1.0 - 0.7 * self.w("mouth_inner")), np.array([sign * x, y, z]) * a
+        )
 
     def lips(self, which: str, vector: tuple[float, float, float], a: float) -> np.ndarray:
         return self.translate(self.w(f"lip_{which}"), np.array(vector) * a)
@@ -126,7 +130,9 @@ class _Face:
         centre = self.point(f"brow_center_{side}")
         eye_radius = self.regions.scalars.get("eye_radius", 0.05)
         # +1 at the inner end (toward the nose), -1 at the outer end.
-        towards_middle = np.clip(-(self.vertices[:, 0] - centre[0]) * np.sign(centre[0]) / (1.5 * eye_radius), -1.0, 1.0)
+        towards_middle = np.clip(
+            -(self.vertices[:, 0] - centre[0]) * np.sign(centre[0]) / (1.5 * eye_radius), -1.0, 1.0
+        )
         profile = np.clip(1.0 - abs(inner - 0.5) * 2.0 + (inner - 0.5) * 2.0 * towards_middle, 0.0, 1.0)
         sign = 1.0 if side == "L" else -1.0
         x, y, z = vector
@@ -169,7 +175,9 @@ def _both(action: Callable[[str], np.ndarray]) -> np.ndarray:
 # Each act: (face, amount) -> displacement [V, 3]. Vectors are in units of the face scale.
 _ACTS: dict[str, Callable[[_Face, float], np.ndarray]] = {
     "jawOpen": lambda f, a: f.jaw_open(a),
-    "mouthSmile": lambda f, a: _both(lambda s: f.corners(s, (0.18, 0.22, -0.10), a) + f.cheeks(s, (0.0, 0.10, 0.04), a)),
+    "mouthSmile": lambda f, a: _both(
+        lambda s: f.corners(s, (0.18, 0.22, -0.10), a) + f.cheeks(s, (0.0, 0.10, 0.04), a)
+    ),
     "eyeBlink": lambda f, a: _both(lambda s: f.lids(s, a, a)),
     "browInnerUp": lambda f, a: _both(lambda s: f.brows(s, (0.0, 0.22, 0.0), a, inner=1.0)),
     "mouthPucker": lambda f, a: f.pucker(a),
@@ -179,10 +187,16 @@ _ACTS: dict[str, Callable[[_Face, float], np.ndarray]] = {
     "jawRight": lambda f, a: f.jaw_shift((-0.22, 0.0, 0.0), a),
     "jawForward": lambda f, a: f.jaw_shift((0.0, 0.0, 0.2), a),
     "mouthFunnel": lambda f, a: f.pucker(0.7 * a, open_amount=a) + f.jaw_open(0.25 * a),
-    "mouthClose": lambda f, a: f.jaw_open(0.4 * a) - f.jaw_open(0.4 * a) * f.w("lip_lower")[:, None] * 0.9
-    + f.lips("upper", (0.0, -0.06, 0.0), a),
-    "mouthPress": lambda f, a: _both(lambda s: f.corners(s, (0.03, 0.0, -0.02), a))
-    + f.lips("upper", (0.0, -0.03, -0.03), a) + f.lips("lower", (0.0, 0.03, -0.03), a),
+    "mouthClose": lambda f, a: (
+        f.jaw_open(0.4 * a)
+        - f.jaw_open(0.4 * a) * f.w("lip_lower")[:, None] * 0.9
+        + f.lips("upper", (0.0, -0.06, 0.0), a)
+    ),
+    "mouthPress": lambda f, a: (
+        _both(lambda s: f.corners(s, (0.03, 0.0, -0.02), a))
+        + f.lips("upper", (0.0, -0.03, -0.03), a)
+        + f.lips("lower", (0.0, 0.03, -0.03), a)
+    ),
     "mouthRollLower": lambda f, a: f.lips("lower", (0.0, 0.04, -0.12), a),
     "mouthRollUpper": lambda f, a: f.lips("upper", (0.0, -0.04, -0.12), a),
     "mouthShrugLower": lambda f, a: f.lips("lower", (0.0, 0.08, 0.08), a),
@@ -202,11 +216,17 @@ _ACTS: dict[str, Callable[[_Face, float], np.ndarray]] = {
     "browOuterUp": lambda f, a: _both(lambda s: f.brows(s, (0.0, 0.2, 0.0), a, inner=0.0)),
     "cheekPuff": lambda f, a: _both(lambda s: f.cheeks(s, (0.16, -0.02, 0.08), a)),
     "cheekSquint": lambda f, a: _both(lambda s: f.cheeks(s, (0.0, 0.14, 0.02), a) + f.lids(s, 0.0, 0.3 * a)),
-    "noseSneer": lambda f, a: _both(lambda s: f.nose((0.0, 0.12, 0.0), a, side=s) + f.brows(s, (0.0, -0.06, 0.0), a, inner=0.8)),
+    "noseSneer": lambda f, a: _both(
+        lambda s: f.nose((0.0, 0.12, 0.0), a, side=s) + f.brows(s, (0.0, -0.06, 0.0), a, inner=0.8)
+    ),
     "tongueOut": lambda f, a: f.tongue_out(a),
     "earsBack": lambda f, a: _both(lambda s: f.ears_back(s, a)),
-    "snarl": lambda f, a: f.lips("upper", (0.0, 0.14, 0.02), a) + f.nose((0.0, 0.1, -0.02), a)
-    + f.jaw_open(0.3 * a) + _both(lambda s: f.brows(s, (0.0, -0.1, 0.0), a, inner=0.8)),
+    "snarl": lambda f, a: (
+        f.lips("upper", (0.0, 0.14, 0.02), a)
+        + f.nose((0.0, 0.1, -0.02), a)
+        + f.jaw_open(0.3 * a)
+        + _both(lambda s: f.brows(s, (0.0, -0.1, 0.0), a, inner=0.8))
+    ),
 }
 
 # A custom act moves its region in a recognisable way, so a fit still has motion to learn.

@@ -40,7 +40,16 @@ PRESETS: dict[str, dict[str, int]] = {
     "high": {"views": 8, "frames": 25, "size": 512},
 }
 # (azimuth, elevation) in degrees; the first is frontal (view 0 is the canonical view of the fit).
-VIEW_ANGLES = ((0.0, 5.0), (-35.0, 8.0), (35.0, 8.0), (0.0, 28.0), (-70.0, 2.0), (70.0, 2.0), (0.0, -15.0), (-20.0, 35.0))
+VIEW_ANGLES = (
+    (0.0, 5.0),
+    (-35.0, 8.0),
+    (35.0, 8.0),
+    (0.0, 28.0),
+    (-70.0, 2.0),
+    (70.0, 2.0),
+    (0.0, -15.0),
+    (-20.0, 35.0),
+)
 CAMERA_DISTANCE = 2.6  # normalised units: the whole head fits a 28 degree view with a margin
 CAMERA_FOV_DEG = 28.0
 LIGHT_DIRECTION = np.array([0.35, 0.55, 1.0])
@@ -51,7 +60,7 @@ def run_prompt(ctx: StageContext) -> str:
     """The identity prompt of the run: `settings["prompt"]`, else the prompt the runner was given."""
     prompt = ctx.settings.get("prompt") or ctx.manifest.prompt
     if not isinstance(prompt, str) or not prompt.strip():
-        raise InputError("The procedural head needs a prompt, e.g. t2bs generate \"a cute orange fox\".")
+        raise InputError('The procedural head needs a prompt, e.g. t2bs generate "a cute orange fox".')
     return prompt.strip()
 
 
@@ -80,8 +89,12 @@ class ProceduralHeadProvider(AssetProvider):
         save_regions(head.regions, ctx.output(REGIONS_FILE))
         ctx.record_seed(seed)
         ctx.record_provider(
-            name=self.name, prompt=prompt, archetype=reading.archetype, matched_by=reading.method,
-            features=reading.features, colours=reading.colours,
+            name=self.name,
+            prompt=prompt,
+            archetype=reading.archetype,
+            matched_by=reading.method,
+            features=reading.features,
+            colours=reading.colours,
         )
         ctx.record_metrics(build_seconds=round(head.seconds, 3))
         return head.mesh
@@ -109,7 +122,12 @@ class ProceduralPerformanceProvider(VideoProvider):
         self.details = {**options, "expressions": [e.name for e in expressions]}
         started = time.perf_counter()
         write_performance(
-            mesh, regions, expressions, dest, identity=identity, on_sequence=lambda i, n, name: ctx.step(i / n, f"acting {name}"),
+            mesh,
+            regions,
+            expressions,
+            dest,
+            identity=identity,
+            on_sequence=lambda i, n, name: ctx.step(i / n, f"acting {name}"),
             **options,
         )
         ctx.record_metrics(render_seconds=round(time.perf_counter() - started, 3))
@@ -158,7 +176,9 @@ def cameras_for(mesh: HeadMesh, views: int, size: int) -> list[Camera]:
         up = to_source[:3, :3] @ np.array([0.0, 1.0, 0.0]) / scale
         name = "front" if index == 0 else f"view{index:02d}"
         cameras.append(
-            look_at_camera(name, mesh.to_source_points(eye), mesh.to_source_points(target), up, size, size, CAMERA_FOV_DEG)
+            look_at_camera(
+                name, mesh.to_source_points(eye), mesh.to_source_points(target), up, size, size, CAMERA_FOV_DEG
+            )
         )
     return cameras
 
@@ -191,7 +211,11 @@ def write_performance(
     gains[0], biases[0] = 1.0, 0.0
     wobble_dirs = rng.normal(size=(views, 3, 3))
     wobble_phase = rng.uniform(0.0, 2.0 * math.pi, size=(views, 3))
-    albedo = (mesh.vertex_colors.astype(np.float32) / 255.0) if mesh.vertex_colors is not None else np.full((mesh.vertex_count, 3), 0.7, np.float32)
+    albedo = (
+        (mesh.vertex_colors.astype(np.float32) / 255.0)
+        if mesh.vertex_colors is not None
+        else np.full((mesh.vertex_count, 3), 0.7, np.float32)
+    )
     light = mesh.to_source[:3, :3] @ LIGHT_DIRECTION
     weights = ease(frames)
     neutral_frames: dict[str, np.ndarray] = {}
@@ -225,5 +249,7 @@ def write_performance(
                 if t == 0:
                     neutral_frames[camera.name] = image
                 per_view[camera.name].append(image)
-        writer.write_sequence(act.name, act.prompt(identity), FPS, {k: np.stack(v) for k, v in per_view.items()}, fmt="png")
+        writer.write_sequence(
+            act.name, act.prompt(identity), FPS, {k: np.stack(v) for k, v in per_view.items()}, fmt="png"
+        )
     return writer.close()

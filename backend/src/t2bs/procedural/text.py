@@ -145,9 +145,16 @@ def params_from_prompt(prompt: str, *, use_embedding: bool | None = None) -> tup
     if "old" in f and params.archetype == "human":
         changes["extras"] = {**params.extras, "hair": (0.75, 0.75, 0.75)}
     if "troll" in f:
-        changes.update(fur=(0.48, 0.58, 0.38), fur_light=(0.55, 0.62, 0.45), skin=(0.40, 0.30, 0.28),
-                       nose_size=changes.get("nose_size", params.nose_size) * 1.3, brow_ridge=0.07,
-                       ear_style="pointed", ear_size=0.26, ear_spread=1.1)
+        changes.update(
+            fur=(0.48, 0.58, 0.38),
+            fur_light=(0.55, 0.62, 0.45),
+            skin=(0.40, 0.30, 0.28),
+            nose_size=changes.get("nose_size", params.nose_size) * 1.3,
+            brow_ridge=0.07,
+            ear_style="pointed",
+            ear_size=0.26,
+            ear_spread=1.1,
+        )
         changes["extras"] = {**changes.get("extras", params.extras), "hair": (0.35, 0.38, 0.30)}
     colours = [c for c in reading.colours if c not in _NOT_COLOURS]
     if colours:
@@ -194,7 +201,7 @@ def _features(text: str, words: set[str]) -> list[str]:
         "pointy_ears": r"point(?:y|ed) ears|elf|troll|goblin",
         "horns": r"\bhorn(?:s|ed)?\b|antler",
         "no_horns": r"(?:no|without) horns|hornless",
-        "long_snout": rf"long (?:snout|muzzle|face)",
+        "long_snout": r"long (?:snout|muzzle|face)",
         "short_snout": rf"{_SMALL} (?:snout|muzzle)|flat face",
         "round": r"\b(?:round|chubby|fat|plump|pudgy|fluffy)\b",
         "thin": r"\b(?:thin|skinny|gaunt|lean|slender)\b",

@@ -193,9 +193,7 @@ def _expand(counts: Tensor, total: int) -> tuple[Tensor, Tensor]:
     return parent, local
 
 
-def _box_sums(
-    table: Tensor, stride: int, base: Tensor, x0: Tensor, x1: Tensor, y0: Tensor, y1: Tensor
-) -> Tensor:
+def _box_sums(table: Tensor, stride: int, base: Tensor, x0: Tensor, x1: Tensor, y0: Tensor, y1: Tensor) -> Tensor:
     """Sums over pixel boxes [x0, x1) x [y0, y1) from a flat summed-area table (row stride
     `stride`, each box's table starting at flat index `base`)."""
     return (
@@ -375,7 +373,7 @@ def _merge(pixels: list[Tensor], gaussians: list[Tensor], gid: Tensor, npix: int
     size = int(total.sum())
     gaussian = torch.empty(size, dtype=torch.long, device=device)
     before = torch.zeros_like(total)  # pairs of each pixel in the lists already placed
-    for pix, gi, count in zip(pixels, gaussians, counts):
+    for pix, gi, count in zip(pixels, gaussians, counts, strict=False):
         # destination = run start + pairs from earlier lists + rank within this list's run
         shift = pixel_first + before - (torch.cumsum(count, 0) - count)
         dest = shift.index_select(0, pix) + torch.arange(pix.numel(), device=device)
@@ -400,7 +398,7 @@ def _run_chunks(pairs: Pairs, max_pairs: int) -> list[tuple[int, int, int, int]]
         cuts += sorted(set(torch.searchsorted(pairs.run_first, targets).tolist()) - {0, runs})
     cuts.append(runs)
     firsts = pairs.run_first.index_select(0, torch.tensor(cuts[:-1], device=pairs.run_first.device)).tolist()
-    return [(p0, p1, s0, s1) for p0, p1, s0, s1 in zip(firsts, firsts[1:] + [total], cuts[:-1], cuts[1:])]
+    return [(p0, p1, s0, s1) for p0, p1, s0, s1 in zip(firsts, [*firsts[1:], total], cuts[:-1], cuts[1:], strict=False)]
 
 
 class _Composite(torch.autograd.Function):
@@ -459,11 +457,7 @@ class _Composite(torch.autograd.Function):
             run_sum = torch.cumsum(log_keep.double(), 0)
             at_first = run_sum.index_select(0, run_first)
             start = run_first.index_select(0, run)
-            excl = (
-                (run_sum - at_first.index_select(0, run)).to(dtype)
-                - log_keep
-                + log_keep.index_select(0, start)
-            )
+            excl = (run_sum - at_first.index_select(0, run)).to(dtype) - log_keep + log_keep.index_select(0, start)
             trans = torch.exp(excl)
             weight = alpha * trans
             if device.type == "cpu" and DEFAULT_SEGMENT_SUMS:
@@ -474,9 +468,7 @@ class _Composite(torch.autograd.Function):
             else:  # atomics are cheap on a GPU
                 acc.index_add_(1, pix, feats * weight)
             # Accumulated alpha = 1 - T_final, from each run's total log-transmittance.
-            total = (run_sum.index_select(0, run_last) - at_first).to(dtype) + log_keep.index_select(
-                0, run_first
-            )
+            total = (run_sum.index_select(0, run_last) - at_first).to(dtype) + log_keep.index_select(0, run_first)
             acc_alpha.index_copy_(0, pairs.run_pixel[s0:s1], -torch.expm1(total))
             saved.append(
                 (
@@ -575,7 +567,7 @@ def composite(
         # Nothing visible: zero images that still depend on the inputs (zero gradients, no errors).
         zero = (features.sum() + opacities.sum() + proj.means2d.sum() + proj.conics.sum()) * 0.0
         return zero.expand(dim, npix), zero.expand(npix)
-    out = _Composite.apply(  # type: ignore[no-untyped-call]
+    out = _Composite.apply(
         proj.means2d.reshape(-1, 2),
         proj.conics.reshape(-1, 3),
         opacities.reshape(-1),

@@ -122,18 +122,14 @@ def load_asset(bundle_root: str | Path) -> HeadMesh:
     info_path = root / ASSET_INFO
     glb_path = root / STATIC_MESH
     if not info_path.is_file() or not glb_path.is_file():
-        raise BundleError(
-            f"The bundle in {root} has no {STATIC_MESH} and {ASSET_INFO}; run the asset stage first."
-        )
+        raise BundleError(f"The bundle in {root} has no {STATIC_MESH} and {ASSET_INFO}; run the asset stage first.")
     try:
         info = json.loads(info_path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise BundleError(f"{info_path} cannot be read as JSON ({exc}).") from None
     if not isinstance(info, dict) or info.get("version") != ASSET_INFO_VERSION:
         version = info.get("version") if isinstance(info, dict) else None
-        raise BundleError(
-            f"{info_path} has version {version!r}; this t2bs reads version {ASSET_INFO_VERSION}."
-        )
+        raise BundleError(f"{info_path} has version {version!r}; this t2bs reads version {ASSET_INFO_VERSION}.")
     try:
         to_source = np.asarray(info["to_source"], dtype=np.float64)
         vertex_count = int(info["vertex_count"])
@@ -160,9 +156,12 @@ def _is_similarity(matrix: np.ndarray) -> bool:
     return bool(np.allclose(gram, np.eye(3), atol=1e-6)) and bool(np.allclose(matrix[3], (0, 0, 0, 1)))
 
 
+# isort: off
 # The offline default `procedural` asset provider registers itself on import (it needs this module's
 # registry, hence the import at the end).
 from ..procedural import providers as _procedural_providers  # noqa: E402, F401
+
 # The generative asset providers (extra `gen`) register the same way; their modules import diffusers
 # and the 3D packages only when a provider runs, so this import stays cheap.
 from ..generative import hunyuan3d as _hunyuan3d, shap_e as _shap_e, trellis as _trellis  # noqa: E402, F401
+# isort: on

@@ -115,9 +115,12 @@ class CaptureStage(Stage):
         )
 
 
+# isort: off
 # The offline default `procedural` video provider registers itself on import (it needs this module's
 # registry, hence the import at the end).
 from ..procedural import providers as _procedural_providers  # noqa: E402, F401
+
 # The generative video providers (extra `gen`) register the same way; diffusers is imported only when
 # one runs, so this import stays cheap.
 from ..generative import cogvideox as _cogvideox, ltx as _ltx, wan as _wan  # noqa: E402, F401
+# isort: on

@@ -29,8 +29,9 @@ class ExportStage(Stage):
     def run(self, ctx: StageContext) -> None:
         source = load_export_source(ctx.bundle.root, require_complete=False)
         ctx.step(0.05, f"writing {HEAD_GLB}")
-        write_head_glb(ctx.output(HEAD_GLB), source.model, source.rotation, texture=source.texture,
-                       extras=source.gltf_extras())
+        write_head_glb(
+            ctx.output(HEAD_GLB), source.model, source.rotation, texture=source.texture, extras=source.gltf_extras()
+        )
         if source.texture is not None:
             with atomic_open(ctx.output(TEXTURE_PNG), "wb") as handle:
                 Image.fromarray(source.texture).save(handle, format="PNG")

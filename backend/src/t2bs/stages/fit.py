@@ -75,10 +75,16 @@ class FitStage(Stage):
         ctx.step(0.0, "reading the capture")
         data = load_fit_data(capture, mesh, device, progress=lambda f, m: ctx.step(0.05 * f, m))
         ctx.step(0.05, "building Gaussians and control points")
-        scaffold = build_scaffold(mesh, surface_samples=preset.surface_samples,
-                                  control_count=preset.control_count, seed=seed)
-        model = DeformableGaussians(scaffold, [s.frame_count for s in data.sequences], code_dim=preset.code_dim,
-                                    hidden=preset.hidden, layers=preset.layers).to(device)
+        scaffold = build_scaffold(
+            mesh, surface_samples=preset.surface_samples, control_count=preset.control_count, seed=seed
+        )
+        model = DeformableGaussians(
+            scaffold,
+            [s.frame_count for s in data.sequences],
+            code_dim=preset.code_dim,
+            hidden=preset.hidden,
+            layers=preset.layers,
+        ).to(device)
         trainer = Trainer(model, data, preset, laplacian=sparse_laplacian(scaffold.laplacian, device), seed=seed)
 
         checkpoint_path = ctx.checkpoint_dir / CHECKPOINT
@@ -103,23 +109,28 @@ class FitStage(Stage):
         ctx.step(0.98, "writing the model")
         save_scaffold(ctx.output(SCAFFOLD), scaffold)
         save_weights(ctx.output(WEIGHTS), model.state_dict())
-        write_fit_json(ctx.output(FIT_JSON), {
-            "preset": preset_name,
-            "preset_values": preset.to_dict(),
-            "sequences": [{"name": s.name, "first_frame": s.first_frame, "frame_count": s.frame_count}
-                          for s in data.sequences],
-            "canonical_view": data.canonical_view.cpu().tolist(),
-            "frame_count": data.frame_count,
-            "gaussians": scaffold.count,
-            "controls": len(scaffold.controls),
-        })
+        write_fit_json(
+            ctx.output(FIT_JSON),
+            {
+                "preset": preset_name,
+                "preset_values": preset.to_dict(),
+                "sequences": [
+                    {"name": s.name, "first_frame": s.first_frame, "frame_count": s.frame_count} for s in data.sequences
+                ],
+                "canonical_view": data.canonical_view.cpu().tolist(),
+                "frame_count": data.frame_count,
+                "gaussians": scaffold.count,
+                "controls": len(scaffold.controls),
+            },
+        )
         with torch.no_grad():
             colors = torch.sigmoid(model.base_colors).cpu().numpy()
             scales = (model.static_scales * torch.exp(model.base_log_scales)).cpu().numpy()
             opacities = model.opacities().cpu().numpy()
         write_gaussians_ply(ctx.output(GAUSSIANS_PLY), scaffold.means, scales, colors, opacities, mesh)
-        ctx.record_provider(name="deformable-gaussians", preset=preset_name, device=str(device),
-                            rasterizer=trainer.backend)
+        ctx.record_provider(
+            name="deformable-gaussians", preset=preset_name, device=str(device), rasterizer=trainer.backend
+        )
         ctx.record_metrics(
             psnr=result.per_sequence_psnr,
             final_losses={k: round(v, 6) for k, v in result.metrics.items()},

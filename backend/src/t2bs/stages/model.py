@@ -48,10 +48,11 @@ class ModelStage(Stage):
         diagonal = model.diagonal
         ctx.record_metrics(
             blendshapes=model.names,
-            pca_components=int(len(model.pca.stdev)),
+            pca_components=len(model.pca.stdev),
             pca_variance_explained_10=float(model.pca.variance_ratio[:10].sum()),
             peak_displacement_over_diagonal={
-                name: float(np.linalg.norm(shape, axis=1).max() / diagonal) for name, shape in zip(model.names, model.shapes)
+                name: float(np.linalg.norm(shape, axis=1).max() / diagonal)
+                for name, shape in zip(model.names, model.shapes, strict=True)
             },
         )
         ctx.step(1.0, f"{len(model.names)} blendshapes")
@@ -65,8 +66,12 @@ def run_acts(ctx: StageContext) -> dict[str, Expression]:
     try:
         entries = json.loads(path.read_text(encoding="utf-8"))["expressions"]
         return {
-            entry["name"]: Expression(entry["name"], entry["action"], tuple(entry["shapes"]) if len(entry["shapes"]) == 2 else None,
-                                      entry["region"])
+            entry["name"]: Expression(
+                entry["name"],
+                entry["action"],
+                tuple(entry["shapes"]) if len(entry["shapes"]) == 2 else None,
+                entry["region"],
+            )
             for entry in entries
         }
     except (OSError, ValueError, KeyError, TypeError) as exc:

@@ -12,8 +12,8 @@ import torch
 
 from ..bundle import REGISTERED_DIR, write_registered
 from ..fit.model import DeformableGaussians
-from ..fit.trainer import register_sequence
 from ..fit.storage import FIT_JSON, SCAFFOLD, WEIGHTS, load_scaffold, load_weights, read_fit_json
+from ..fit.trainer import register_sequence
 from ..stage import Stage, StageContext
 from .asset import load_asset
 
@@ -27,8 +27,13 @@ class RegisterStage(Stage):
         info = read_fit_json(ctx.input(FIT_JSON))
         scaffold = load_scaffold(ctx.input(SCAFFOLD))
         preset = info["preset_values"]
-        model = DeformableGaussians(scaffold, [int(s["frame_count"]) for s in info["sequences"]], code_dim=int(preset["code_dim"]),
-                                    hidden=int(preset["hidden"]), layers=int(preset["layers"]))
+        model = DeformableGaussians(
+            scaffold,
+            [int(s["frame_count"]) for s in info["sequences"]],
+            code_dim=int(preset["code_dim"]),
+            hidden=int(preset["hidden"]),
+            layers=int(preset["layers"]),
+        )
         load_weights(model, ctx.input(WEIGHTS))
         model.eval()
         canonical = torch.tensor(info["canonical_view"], dtype=torch.float32)

@@ -127,7 +127,9 @@ def evaluate(held_out: int = 6, mixes: int = 40, seed: int = 0) -> dict[str, flo
     half_errors = [
         float(np.linalg.norm(model.shapes[i][face] - truth[name][face], axis=1).mean())
         for i, name in enumerate(model.names)
-        if name in truth and LIBRARY_BY_NAME.get(model.sources[i]) is not None and LIBRARY_BY_NAME[model.sources[i]].is_split
+        if name in truth
+        and LIBRARY_BY_NAME.get(model.sources[i]) is not None
+        and LIBRARY_BY_NAME[model.sources[i]].is_split
     ]
 
     leave_out_errors = []
@@ -141,7 +143,7 @@ def evaluate(held_out: int = 6, mixes: int = 40, seed: int = 0) -> dict[str, flo
     return {
         "acts": len(acts),
         "shapes": len(model.names),
-        "pca_components": int(len(model.pca.stdev)),
+        "pca_components": len(model.pca.stdev),
         "mix_error_over_diagonal": float(np.mean(mix_errors) / diagonal),
         "mix_error_max_over_diagonal": float(np.max(mix_errors) / diagonal),
         "leave_out_error_over_diagonal": float(np.mean(leave_out_errors) / diagonal),

@@ -14,6 +14,7 @@ import argparse
 import json
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import trimesh
@@ -25,15 +26,39 @@ from ..meshrender import render_mesh, shade_lambert, vertex_normals
 DEFAULT_ICT_PATH = Path(__file__).resolve().parents[4] / ".." / "shared" / "data" / "ict_facekit" / "ict_head.npz"
 
 # Views (azimuth, elevation) in degrees around the head; the first is frontal, as DESIGN.md asks.
-VIEW_ANGLES = [(0.0, 5.0), (-35.0, 5.0), (35.0, 5.0), (0.0, 28.0), (-70.0, 0.0), (70.0, 0.0), (0.0, -18.0), (-20.0, 35.0)]
+VIEW_ANGLES = [
+    (0.0, 5.0),
+    (-35.0, 5.0),
+    (35.0, 5.0),
+    (0.0, 28.0),
+    (-70.0, 0.0),
+    (70.0, 0.0),
+    (0.0, -18.0),
+    (-20.0, 35.0),
+]
 CAMERA_DISTANCE_CM = 75.0
 CAMERA_FOV_DEG = 28.0
 LOOK_AT_CM = (0.0, -2.0, 2.0)
 LIGHT_DIR = np.array([0.35, 0.5, 1.0])
 # Every sequence leads with one of these clearly visible actions, as an expression prompt would ask.
-LEAD_EXPRESSIONS = ("jawOpen", "mouthSmile_L", "mouthSmile_R", "eyeBlink_L", "eyeBlink_R", "browInnerUp_L",
-                    "browInnerUp_R", "mouthPucker", "mouthFunnel", "cheekPuff_L", "mouthStretch_R", "jawLeft",
-                    "browDown_L", "noseSneer_R", "mouthFrown_L", "eyeSquint_R")
+LEAD_EXPRESSIONS = (
+    "jawOpen",
+    "mouthSmile_L",
+    "mouthSmile_R",
+    "eyeBlink_L",
+    "eyeBlink_R",
+    "browInnerUp_L",
+    "browInnerUp_R",
+    "mouthPucker",
+    "mouthFunnel",
+    "cheekPuff_L",
+    "mouthStretch_R",
+    "jawLeft",
+    "browDown_L",
+    "noseSneer_R",
+    "mouthFrown_L",
+    "eyeSquint_R",
+)
 
 
 @dataclass
@@ -66,7 +91,9 @@ def load_ict_head(path: str | Path = DEFAULT_ICT_PATH) -> IctHead:
         return IctHead(
             neutral=data["neutral"].astype(np.float32),
             faces=data["faces"].astype(np.int32),
-            parts={str(n): (int(r[0]), int(r[1])) for n, r in zip(data["part_names"], data["part_ranges"])},
+            parts={
+                str(n): (int(r[0]), int(r[1])) for n, r in zip(data["part_names"], data["part_ranges"], strict=True)
+            },
             expression_names=[str(n) for n in data["expression_names"]],
             expressions=data["expressions"].astype(np.float32),
             identity_modes=data["identity_modes"].astype(np.float32),
@@ -91,6 +118,7 @@ def ict_albedo(head: IctHead, vertices: np.ndarray, rng: np.random.Generator) ->
     tree = cKDTree(freckles)
     distance, _ = tree.query(v)
     colour *= (1.0 - 0.35 * np.exp(-((distance / 0.35) ** 2)))[:, None]
+
     def near_polyline(indices: list[int], radius: float) -> np.ndarray:
         # Distance to a landmark contour, densified so that gaps between landmarks are covered.
         points = head.neutral[head.landmarks[indices]]
@@ -98,7 +126,7 @@ def ict_albedo(head: IctHead, vertices: np.ndarray, rng: np.random.Generator) ->
         dense = (points[:-1][None] * (1 - steps) + points[1:][None] * steps).reshape(-1, 3)
         return cKDTree(dense).query(head.neutral)[0] < radius
 
-    colour[near_polyline(list(range(48, 60)) + [48], 0.45)] *= np.array([0.85, 0.55, 0.55])
+    colour[near_polyline([*range(48, 60), 48], 0.45)] *= np.array([0.85, 0.55, 0.55])
     colour[near_polyline(list(range(17, 22)), 0.35) | near_polyline(list(range(22, 27)), 0.35)] *= 0.45
     for eye in ("eyeball_left", "eyeball_right"):
         start, end = head.parts[eye]
@@ -161,9 +189,7 @@ def make_ict_capture(
 
     out.mkdir(parents=True, exist_ok=True)
     asset = out / "head.ply"
-    trimesh.Trimesh(
-        neutral, head.faces, vertex_colors=(albedo * 255).astype(np.uint8), process=False
-    ).export(asset)
+    trimesh.Trimesh(neutral, head.faces, vertex_colors=(albedo * 255).astype(np.uint8), process=False).export(asset)
 
     cameras = ict_cameras(views, size)
     gains = 1.0 + rng.uniform(-drift, drift, size=(views, 3))
@@ -182,7 +208,7 @@ def make_ict_capture(
         chosen = np.concatenate([[lead], rng.choice(others, size=count - 1, replace=False)]).astype(int)
         peaks = rng.uniform(0.6, 1.0, size=count)
         name = f"seq{index:02d}"
-        prompt = " + ".join(f"{head.expression_names[c]} {p:.2f}" for c, p in zip(chosen, peaks))
+        prompt = " + ".join(f"{head.expression_names[c]} {p:.2f}" for c, p in zip(chosen, peaks, strict=True))
         seq_vertices = np.empty((frames, len(neutral), 3), np.float32)
         per_view: dict[str, list[np.ndarray]] = {camera.name: [] for camera in cameras}
         for t in range(frames):
@@ -207,10 +233,21 @@ def make_ict_capture(
 
     diagonal = float(np.linalg.norm(np.ptp(neutral, axis=0)))
     truth_path = out / "truth.npz"
-    np.savez_compressed(truth_path, face_vertices=head.part_indices("face"), diagonal=diagonal, **truth)
+    arrays: dict[str, Any] = {"face_vertices": head.part_indices("face"), "diagonal": diagonal, **truth}
+    np.savez_compressed(truth_path, **arrays)
     (out / "fixture.json").write_text(
-        json.dumps({"seed": seed, "sequences": sequences, "views": views, "frames": frames, "size": size,
-                    "drift": drift, "identity": identity.tolist()}, indent=2)
+        json.dumps(
+            {
+                "seed": seed,
+                "sequences": sequences,
+                "views": views,
+                "frames": frames,
+                "size": size,
+                "drift": drift,
+                "identity": identity.tolist(),
+            },
+            indent=2,
+        )
     )
     return IctFixture(asset=asset, capture=out / "capture", truth=truth_path)
 
@@ -260,8 +297,16 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--drift", type=float, default=0.03)
     ns = parser.parse_args()
-    fixture = make_ict_capture(ns.out, ict_path=ns.ict, sequences=ns.sequences, views=ns.views,
-                               frames=ns.frames, size=ns.size, seed=ns.seed, drift=ns.drift)
+    fixture = make_ict_capture(
+        ns.out,
+        ict_path=ns.ict,
+        sequences=ns.sequences,
+        views=ns.views,
+        frames=ns.frames,
+        size=ns.size,
+        seed=ns.seed,
+        drift=ns.drift,
+    )
     print(f"asset {fixture.asset}\ncapture {fixture.capture}\ntruth {fixture.truth}")
 
 
