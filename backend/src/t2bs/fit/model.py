@@ -72,8 +72,14 @@ def _skin_matrix(index: np.ndarray, weight: np.ndarray, controls: int) -> Tensor
 class ControlDeformation:
     """Per-control rigid transforms and scales for a batch: what the field outputs."""
 
-    def __init__(self, rotation: Tensor, translation: Tensor, log_scale: Tensor, global_rotation: Tensor,
-                 global_translation: Tensor) -> None:
+    def __init__(
+        self,
+        rotation: Tensor,
+        translation: Tensor,
+        log_scale: Tensor,
+        global_rotation: Tensor,
+        global_translation: Tensor,
+    ) -> None:
         self.rotation = rotation  # [B, C, 3, 3]
         self.translation = translation  # [B, C, 3]
         self.log_scale = log_scale  # [B, C]
@@ -92,9 +98,30 @@ class DeformableGaussians(nn.Module):
         refine_hidden: colour MLP width.
     """
 
-    def __init__(self, scaffold: Scaffold, sequence_lengths: Sequence[int], *, code_dim: int = 32, hidden: int = 128,
-                 layers: int = 3, pe_frequencies: int = 6, refine_hidden: int = 32,
-                 refine_frequencies: int = 2) -> None:
+    # Buffers (registered in __init__), declared for type checkers.
+    static_means: Tensor
+    static_scales: Tensor
+    normals: Tensor
+    controls: Tensor
+    control_neighbors: Tensor
+    skin: Tensor
+    vertex_skin: Tensor
+    frame_sequence: Tensor
+    control_features: Tensor
+    gaussian_features: Tensor
+
+    def __init__(
+        self,
+        scaffold: Scaffold,
+        sequence_lengths: Sequence[int],
+        *,
+        code_dim: int = 32,
+        hidden: int = 128,
+        layers: int = 3,
+        pe_frequencies: int = 6,
+        refine_hidden: int = 32,
+        refine_frequencies: int = 2,
+    ) -> None:
         super().__init__()
         self.pe_frequencies = pe_frequencies
         self.refine_frequencies = refine_frequencies
@@ -104,11 +131,18 @@ class DeformableGaussians(nn.Module):
         self.register_buffer("controls", torch.from_numpy(scaffold.controls))
         self.register_buffer("control_neighbors", torch.from_numpy(scaffold.control_neighbors))
         self.vertex_count = scaffold.vertex_count
-        self.register_buffer("skin", _skin_matrix(scaffold.skin_index, scaffold.skin_weight, len(scaffold.controls)),
-                             persistent=False)
-        self.register_buffer("vertex_skin", _skin_matrix(scaffold.skin_index[: scaffold.vertex_count],
-                                                         scaffold.skin_weight[: scaffold.vertex_count],
-                                                         len(scaffold.controls)), persistent=False)
+        self.register_buffer(
+            "skin", _skin_matrix(scaffold.skin_index, scaffold.skin_weight, len(scaffold.controls)), persistent=False
+        )
+        self.register_buffer(
+            "vertex_skin",
+            _skin_matrix(
+                scaffold.skin_index[: scaffold.vertex_count],
+                scaffold.skin_weight[: scaffold.vertex_count],
+                len(scaffold.controls),
+            ),
+            persistent=False,
+        )
         # Expression/time code of frame t of sequence s: ramp[t] * direction[s] + residual[t]. Every
         # expression rises from neutral, so sharing one direction per sequence lets all its frames train
         # it together, and the ramp (learned, starting linear) orders them in time.
@@ -118,7 +152,13 @@ class DeformableGaussians(nn.Module):
         self.frame_ramps = nn.Parameter(torch.cat([torch.linspace(0.0, 1.0, n) for n in lengths]))
         self.frame_residuals = nn.Parameter(torch.zeros(sum(lengths), code_dim))
         self.frame_offsets = nn.Parameter(torch.zeros(sum(lengths), len(scaffold.controls), 3))
-        self.register_buffer("frame_sequence", torch.repeat_interleave(torch.arange(len(lengths)), torch.tensor(lengths)))
+        # The same ramp scales one free offset field per sequence: all of a sequence's frames train it,
+        # so a large act (an opening jaw) is reached in a short fit, where per-frame offsets, each
+        # seen in a few steps only, fall short.
+        self.sequence_offsets = nn.Parameter(torch.zeros(len(lengths), len(scaffold.controls), 3))
+        self.register_buffer(
+            "frame_sequence", torch.repeat_interleave(torch.arange(len(lengths)), torch.tensor(lengths))
+        )
         self.base_colors = nn.Parameter(torch.logit(torch.from_numpy(scaffold.colors).clamp(0.02, 0.98)))
         # Static per-Gaussian size and opacity corrections, shared by all frames: they let the neutral
         # head match the video's silhouette, which otherwise pushes non-neutral frames to move.
@@ -160,7 +200,10 @@ class DeformableGaussians(nn.Module):
         rotation = axis_angle_to_matrix(out[..., :3] * 0.5)
         translation = out[..., 3:6] * 0.05
         if frames is not None:
-            translation = translation + self.frame_offsets[frames]
+            ramp = self.frame_ramps[frames, None, None]
+            translation = (
+                translation + ramp * self.sequence_offsets[self.frame_sequence[frames]] + self.frame_offsets[frames]
+            )
         log_scale = out[..., 6] * 0.1
         pose = self.head_pose(condition)
         global_rotation = axis_angle_to_matrix(pose[:, :3] * 0.2)
@@ -187,8 +230,9 @@ class DeformableGaussians(nn.Module):
         moved = moved + deformation.global_translation[:, None]
         return moved, blended[..., 12]
 
-    def gaussians(self, codes: Tensor, views: Tensor, *, frames: Tensor | None = None, deform: bool = True
-                  ) -> tuple[Tensor, Tensor, Tensor, ControlDeformation | None]:
+    def gaussians(
+        self, codes: Tensor, views: Tensor, *, frames: Tensor | None = None, deform: bool = True
+    ) -> tuple[Tensor, Tensor, Tensor, ControlDeformation | None]:
         """Gaussians for a batch; with `deform=False` the static ones (only colours are conditioned).
 
         Returns:

@@ -1,9 +1,9 @@
 """What the fit writes into `fit/` and how the register stage reads it back.
 
-    fit/fit.json               preset, sequences (code table spans), canonical view code, sizes
-    fit/scaffold.safetensors   static Gaussians, controls and skinning (so registration needs no rebuild)
-    fit/deformation.safetensors  the networks' weights and the per-frame codes
-    fit/gaussians.ply          the neutral Gaussians in the standard 3DGS layout, asset file coordinates
+fit/fit.json               preset, sequences (code table spans), canonical view code, sizes
+fit/scaffold.safetensors   static Gaussians, controls and skinning (so registration needs no rebuild)
+fit/deformation.safetensors  the networks' weights and the per-frame codes
+fit/gaussians.ply          the neutral Gaussians in the standard 3DGS layout, asset file coordinates
 """
 
 from __future__ import annotations
@@ -15,10 +15,8 @@ from typing import Any
 import numpy as np
 import scipy.sparse as sp
 import torch
-from safetensors.numpy import load_file as load_numpy
-from safetensors.numpy import save_file as save_numpy
-from safetensors.torch import load_file as load_torch
-from safetensors.torch import save_file as save_torch
+from safetensors.numpy import load_file as load_numpy, save_file as save_numpy
+from safetensors.torch import load_file as load_torch, save_file as save_torch
 
 from ..errors import BundleError
 from ..fileio import atomic_open, write_json_atomic
@@ -32,10 +30,26 @@ WEIGHTS = "fit/deformation.safetensors"
 GAUSSIANS_PLY = "fit/gaussians.ply"
 FIT_FORMAT_VERSION = 1
 
-_SCAFFOLD_ARRAYS = ("means", "normals", "colors", "scales", "controls", "skin_index", "skin_weight",
-                    "control_neighbors")
-LEARNED_TENSORS = ("sequence_directions", "frame_ramps", "frame_residuals", "frame_offsets", "base_colors", "base_log_scales",
-                   "base_opacity_logits")
+_SCAFFOLD_ARRAYS = (
+    "means",
+    "normals",
+    "colors",
+    "scales",
+    "controls",
+    "skin_index",
+    "skin_weight",
+    "control_neighbors",
+)
+LEARNED_TENSORS = (
+    "sequence_directions",
+    "frame_ramps",
+    "frame_residuals",
+    "frame_offsets",
+    "sequence_offsets",
+    "base_colors",
+    "base_log_scales",
+    "base_opacity_logits",
+)
 SH_C0 = 0.28209479177387814  # degree-0 spherical harmonic: colour = 0.5 + SH_C0 * f_dc
 
 
@@ -92,8 +106,9 @@ def read_fit_json(path: Path) -> dict[str, Any]:
     return info
 
 
-def write_gaussians_ply(path: Path, means: np.ndarray, scales: np.ndarray, colors: np.ndarray,
-                        opacities: np.ndarray, mesh: HeadMesh) -> None:
+def write_gaussians_ply(
+    path: Path, means: np.ndarray, scales: np.ndarray, colors: np.ndarray, opacities: np.ndarray, mesh: HeadMesh
+) -> None:
     """The neutral Gaussians in the 3DGS PLY layout (what common splat viewers open).
 
     means [N, 3] and scales [N] in the normalised frame, colors [N, 3] and opacities [N] in 0..1;
@@ -103,8 +118,25 @@ def write_gaussians_ply(path: Path, means: np.ndarray, scales: np.ndarray, color
     log_scale = np.log(np.maximum(scales * mesh.source_scale, 1e-12)).astype(np.float32)
     rotation = mesh.to_source[:3, :3] / mesh.source_scale
     quat = _matrix_to_quaternion(rotation)  # isotropic Gaussians: any rotation; keep the frame's
-    fields = ["x", "y", "z", "nx", "ny", "nz", "f_dc_0", "f_dc_1", "f_dc_2", "opacity",
-              "scale_0", "scale_1", "scale_2", "rot_0", "rot_1", "rot_2", "rot_3"]
+    fields = [
+        "x",
+        "y",
+        "z",
+        "nx",
+        "ny",
+        "nz",
+        "f_dc_0",
+        "f_dc_1",
+        "f_dc_2",
+        "opacity",
+        "scale_0",
+        "scale_1",
+        "scale_2",
+        "rot_0",
+        "rot_1",
+        "rot_2",
+        "rot_3",
+    ]
     count = len(points)
     data = np.zeros((count, len(fields)), np.float32)
     data[:, 0:3] = points
@@ -122,5 +154,6 @@ def write_gaussians_ply(path: Path, means: np.ndarray, scales: np.ndarray, color
 
 def _matrix_to_quaternion(r: np.ndarray) -> np.ndarray:
     w = np.sqrt(max(1.0 + r[0, 0] + r[1, 1] + r[2, 2], 1e-12)) / 2
-    return np.array([w, (r[2, 1] - r[1, 2]) / (4 * w), (r[0, 2] - r[2, 0]) / (4 * w), (r[1, 0] - r[0, 1]) / (4 * w)],
-                    np.float32)
+    return np.array(
+        [w, (r[2, 1] - r[1, 2]) / (4 * w), (r[0, 2] - r[2, 0]) / (4 * w), (r[1, 0] - r[0, 1]) / (4 * w)], np.float32
+    )

@@ -78,8 +78,9 @@ def canonical_camera_index(capture: Capture, mesh: HeadMesh) -> int:
     return best
 
 
-def load_fit_data(capture: Capture, mesh: HeadMesh, device: torch.device,
-                  progress: Callable[[float, str], None] | None = None) -> FitData:
+def load_fit_data(
+    capture: Capture, mesh: HeadMesh, device: torch.device, progress: Callable[[float, str], None] | None = None
+) -> FitData:
     """Read every frame of the capture and check that it can be fitted to `mesh`."""
     cameras = list(capture.cameras.values())
     sizes = {(c.width, c.height) for c in cameras}
@@ -168,7 +169,7 @@ def _check_cameras_see_asset(mesh: HeadMesh, viewmats: np.ndarray, ks: np.ndarra
     points = mesh.vertices.astype(np.float64)
     extent = float(np.ptp(points, axis=0).max())
     seen, sizes = 0, []
-    for w2c, k in zip(viewmats, ks):
+    for w2c, k in zip(viewmats, ks, strict=True):
         cam = points @ w2c[:3, :3].T + w2c[:3, 3]
         front = cam[:, 2] > 1e-6
         if front.mean() < 0.5:
@@ -208,8 +209,16 @@ class Trainer:
     `checkpoint(state, step)` is called every `preset.checkpoint_every` steps with a known-good state.
     """
 
-    def __init__(self, model: DeformableGaussians, data: FitData, preset: FitPreset, *,
-                 laplacian: Tensor, seed: int = 0, backend: str = "auto") -> None:
+    def __init__(
+        self,
+        model: DeformableGaussians,
+        data: FitData,
+        preset: FitPreset,
+        *,
+        laplacian: Tensor,
+        seed: int = 0,
+        backend: str = "auto",
+    ) -> None:
         self.model = model
         self.data = data
         self.preset = preset
@@ -217,15 +226,15 @@ class Trainer:
         self.backend = backend
         self.generator = torch.Generator(device="cpu").manual_seed(seed)
         codes = [model.sequence_directions, model.frame_ramps, model.frame_residuals]
-        offsets = [model.frame_offsets]
-        static = [model.base_colors, model.base_log_scales, model.base_opacity_logits]
-        grouped = {id(p) for p in codes + static + offsets}
+        offsets = [model.frame_offsets, model.sequence_offsets]
+        appearance = [model.base_colors, model.base_log_scales, model.base_opacity_logits]
+        grouped = {id(p) for p in codes + appearance + offsets}
         network = [p for p in model.parameters() if id(p) not in grouped]
         self.optimizer = torch.optim.Adam(
             [
                 {"params": network, "lr": preset.lr_network},
                 {"params": codes, "lr": preset.lr_codes},
-                {"params": static, "lr": preset.lr_colors},
+                {"params": appearance, "lr": preset.lr_colors},
                 {"params": offsets, "lr": preset.lr_offsets},
             ]
         )
@@ -244,7 +253,7 @@ class Trainer:
     def render(self, means: Tensor, scales: Tensor, colors: Tensor, views: Tensor) -> tuple[Tensor, Tensor]:
         """Render a batch at cameras `views` [B]; Gaussians facing away are dropped first."""
         data = self.data
-        batch, count = means.shape[:2]
+        batch = means.shape[0]
         to_camera = self.model.static_means[None] - data.camera_centers[views][:, None]
         facing = (self.model.normals[None] * to_camera).sum(-1) / to_camera.norm(dim=-1).clamp_min(1e-9)
         keep = facing < BACKFACE_COSINE  # [B, N]
@@ -253,17 +262,28 @@ class Trainer:
         width_n = int(kept.max())
         order = torch.argsort((~keep).to(torch.int8), dim=1, stable=True)[:, :width_n]
         valid = torch.arange(width_n, device=means.device)[None] < kept[:, None]
-        take = lambda t: torch.gather(t, 1, order.reshape(batch, width_n, *([1] * (t.dim() - 2))).expand(  # noqa: E731
-            -1, -1, *t.shape[2:]))
+
+        def take(t: Tensor) -> Tensor:
+            index = order.reshape(batch, width_n, *([1] * (t.dim() - 2))).expand(-1, -1, *t.shape[2:])
+            return torch.gather(t, 1, index)
+
         m, s, c = take(means), take(scales), take(colors)
         o = take(self.model.opacities()[None].expand(batch, -1))
         opacity = torch.where(valid, o, torch.zeros((), dtype=means.dtype))
         quats = torch.zeros(batch, width_n, 4, dtype=means.dtype, device=means.device)
         quats[..., 0] = 1.0
         out = rasterize(
-            m, quats, s[..., None].expand(-1, -1, 3), opacity, c,
-            data.viewmats[views], data.Ks[views], data.width, data.height,
-            background=data.backgrounds[views], backend=self.backend,
+            m,
+            quats,
+            s[..., None].expand(-1, -1, 3),
+            opacity,
+            c,
+            data.viewmats[views],
+            data.Ks[views],
+            data.width,
+            data.height,
+            background=data.backgrounds[views],
+            backend=self.backend,
         )
         return out.rgb, out.alpha
 
@@ -310,16 +330,23 @@ class Trainer:
         result["psnr"] = float(losses.psnr(rgb.detach(), target_rgb))
         return result
 
-    def geometry_terms(self, means: Tensor, deformation: ControlDeformation, codes: Tensor, frames: Tensor
-                       ) -> dict[str, Tensor]:
+    def geometry_terms(
+        self, means: Tensor, deformation: ControlDeformation, codes: Tensor, frames: Tensor
+    ) -> dict[str, Tensor]:
         p, data, model = self.preset, self.data, self.model
         spacing2 = self.control_spacing**2
         v = model.vertex_count
         terms: dict[str, Tensor] = {}
-        terms["laplacian"] = p.laplacian_weight * losses.laplacian_loss(
-            self.laplacian, means[:, :v], self.static_delta) / (spacing2 * 1e-2)
-        terms["arap"] = p.arap_weight * losses.arap_loss(
-            model.controls, model.control_neighbors, deformation.rotation, deformation.translation) / spacing2
+        terms["laplacian"] = (
+            p.laplacian_weight
+            * losses.laplacian_loss(self.laplacian, means[:, :v], self.static_delta)
+            / (spacing2 * 1e-2)
+        )
+        terms["arap"] = (
+            p.arap_weight
+            * losses.arap_loss(model.controls, model.control_neighbors, deformation.rotation, deformation.translation)
+            / spacing2
+        )
         # The view-dependent part: the same frame seen from the canonical view should deform alike.
         canonical = model.control_deformation(codes, data.canonical_view.expand(len(codes), -1), frames)
         terms["view"] = p.view_weight * (
@@ -328,10 +355,15 @@ class Trainer:
         )
         first_frames = torch.tensor([s.first_frame for s in data.sequences], device=codes.device)
         neutral = model.control_deformation(
-            model.frame_codes(first_frames), data.canonical_view.expand(len(first_frames), -1), first_frames)
-        terms["frame0"] = p.frame0_weight * (losses.identity_loss(
-            neutral.rotation, neutral.translation, neutral.global_rotation, neutral.global_translation) / spacing2
-            + (neutral.log_scale**2).mean())
+            model.frame_codes(first_frames), data.canonical_view.expand(len(first_frames), -1), first_frames
+        )
+        terms["frame0"] = p.frame0_weight * (
+            losses.identity_loss(
+                neutral.rotation, neutral.translation, neutral.global_rotation, neutral.global_translation
+            )
+            / spacing2
+            + (neutral.log_scale**2).mean()
+        )
         # Expressions move skin; they barely change its size.
         terms["scale"] = p.scale_weight * (deformation.log_scale**2).mean()
         terms["temporal"] = p.temporal_weight * self.code_smoothness()
@@ -357,8 +389,12 @@ class Trainer:
 
     # -- the loop ---------------------------------------------------------------------------------
 
-    def run(self, start_step: int = 0, step_callback: Callable[[float, str], None] | None = None,
-            checkpoint: Callable[[dict[str, Tensor], int], None] | None = None) -> FitResult:
+    def run(
+        self,
+        start_step: int = 0,
+        step_callback: Callable[[float, str], None] | None = None,
+        checkpoint: Callable[[dict[str, Tensor], int], None] | None = None,
+    ) -> FitResult:
         p = self.preset
         started = time.monotonic()
         good_state = copy.deepcopy(self.model.state_dict())
@@ -383,15 +419,19 @@ class Trainer:
             if step_callback is not None:
                 step_callback(done / p.steps, f"step {done}/{p.steps}, PSNR {smoothed['psnr']:.1f} dB")
         self.last_losses = smoothed
-        return FitResult(metrics=dict(smoothed), per_sequence_psnr=self.evaluate_psnr(),
-                         steps_done=p.steps, seconds=time.monotonic() - started)
+        return FitResult(
+            metrics=dict(smoothed),
+            per_sequence_psnr=self.evaluate_psnr(),
+            steps_done=p.steps,
+            seconds=time.monotonic() - started,
+        )
 
     def _set_learning_rate(self, step: int) -> None:
         # Cosine decay to a tenth, after a short warm-up that keeps the first large gradients tame.
         progress = step / max(self.preset.steps - 1, 1)
         factor = 0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * progress))
         warmup = min(1.0, (step + 1) / 20)
-        for group, base in zip(self.optimizer.param_groups, self.base_lrs):
+        for group, base in zip(self.optimizer.param_groups, self.base_lrs, strict=True):
             group["lr"] = base * factor * warmup
 
     @torch.no_grad()
@@ -409,16 +449,19 @@ class Trainer:
             rgb, _ = self.render(means, scales, colors, views)
             target, _ = self.targets(data.images[picked], views)
             mse = ((rgb - target) ** 2).mean(dim=(1, 2, 3))
-            for frame, value in zip(frames.tolist(), mse.tolist()):
+            for frame, value in zip(frames.tolist(), mse.tolist(), strict=True):
                 squared[data.sequences[int(sequence_of_frame[frame])].name].append(value)
-        return {name: float(-10 * np.log10(max(np.mean(v), 1e-10))) for name, v in squared.items() if v}
+        return {name: float(-10 * np.log10(max(float(np.mean(v)), 1e-10))) for name, v in squared.items() if v}
 
     @torch.no_grad()
     def registered_vertices(self) -> dict[str, Tensor]:
         """Per sequence [T, V, 3] registered vertices (normalised frame); see `register_sequence`."""
         return {
             span.name: register_sequence(
-                self.model, torch.arange(span.first_frame, span.first_frame + span.frame_count), self.data.canonical_view)
+                self.model,
+                torch.arange(span.first_frame, span.first_frame + span.frame_count),
+                self.data.canonical_view,
+            )
             for span in self.data.sequences
         }
 
