@@ -54,6 +54,29 @@ def backend_env(monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
     return dict(os.environ)
 
 
+# The acts of the real-backend bundle: a jaw, a split act and a gaze whose halves differ in stem.
+ICT_ACTS = ["jawOpen", "eyeBlink", "mouthSmile", "eyeLookLeft"]
+
+
+@pytest.fixture(scope="session")
+def ict_backend_bundle(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A bundle the real backend wrote: `t2bs blendshapes` on ICT-FaceKit expressions (24,591 vertices)."""
+    python = backend_python()
+    assert python is not None, "the backend's Python is needed: bash scripts/setup.sh, or set T2BS_BACKEND_PYTHON"
+    root = tmp_path_factory.mktemp("ict-backend-bundle")
+    script = (
+        "import sys; from t2bs.testing.ict_blendshapes import write_ict_registered; "
+        f"write_ict_registered(sys.argv[1], {ICT_ACTS!r}, frames=4)"
+    )
+    subprocess.run([python, "-c", script, str(root / "in")], check=True, timeout=120)
+    subprocess.run(
+        [python, "-m", "t2bs", "blendshapes", "--asset", str(root / "in" / "head.ply"),
+         "--registered", str(root / "in" / "registered"), "--out", str(root / "bundle"), "--quiet"],
+        check=True, timeout=240,
+    )  # fmt: skip
+    return root / "bundle"
+
+
 @pytest.fixture(scope="session")
 def extension_zip(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The extension built by build.py with Blender's own builder and validator."""

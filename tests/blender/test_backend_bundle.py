@@ -6,44 +6,19 @@ manifest.json as `t2bs` writes them, a 24k-vertex head, drivers moving it by the
 
 from __future__ import annotations
 
-import subprocess
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
 
-from tests.blender.conftest import backend_python
-
 bpy = pytest.importorskip("bpy")
 
 pytestmark = pytest.mark.timeout(300)
 
-ICT = Path(__file__).resolve().parents[3] / "shared" / "data" / "ict_facekit"
 
-
-@pytest.fixture(scope="module")
-def backend_bundle(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    python = backend_python()
-    if python is None:
-        pytest.skip("no backend Python: set T2BS_BACKEND_PYTHON or run `bash scripts/setup.sh`")
-    if not ICT.is_dir():
-        pytest.skip(f"the ICT-FaceKit fixture is not at {ICT}")
-    root = tmp_path_factory.mktemp("backend-bundle")
-    script = (
-        "import sys; from t2bs.testing.ict_blendshapes import write_ict_registered; "
-        "write_ict_registered(sys.argv[1], ['jawOpen', 'eyeBlink'], frames=4)"
-    )
-    subprocess.run([python, "-c", script, str(root / "in")], check=True, timeout=120)
-    subprocess.run(
-        [python, "-m", "t2bs", "blendshapes", "--asset", str(root / "in" / "head.ply"),
-         "--registered", str(root / "in" / "registered"), "--out", str(root / "bundle"), "--quiet"],
-        check=True, timeout=240,
-    )  # fmt: skip
-    return root / "bundle"
-
-
-def test_backend_bundle_imports_and_drives(clean_scene: Any, backend_bundle: Path) -> None:
+def test_backend_bundle_imports_and_drives(clean_scene: Any, ict_backend_bundle: Path) -> None:
+    backend_bundle = ict_backend_bundle
     assert bpy.ops.t2bs.import_bundle(directory=str(backend_bundle)) == {"FINISHED"}
     head = bpy.context.view_layer.objects.active
     with np.load(backend_bundle / "model.npz") as model:

@@ -6,40 +6,18 @@ read here by the bpy wheel's glTF importer, and every shape key is compared with
 
 from __future__ import annotations
 
-import subprocess
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
 
-from tests.blender.conftest import backend_python
-
 bpy = pytest.importorskip("bpy")
 
 pytestmark = pytest.mark.timeout(300)
 
-ACTS = ["jawOpen", "eyeBlink", "mouthSmile", "eyeLookLeft"]
 # glTF (+Y up) to Blender (+Z up), as Blender's importer converts it.
 GLTF_TO_BLENDER = np.array([[1.0, 0.0, 0.0], [0.0, 0.0, -1.0], [0.0, 1.0, 0.0]])
-
-
-@pytest.fixture(scope="module")
-def ict_bundle(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    python = backend_python()
-    assert python is not None, "the backend's Python is needed: bash scripts/setup.sh, or set T2BS_BACKEND_PYTHON"
-    root = tmp_path_factory.mktemp("glb")
-    script = (
-        "import sys; from t2bs.testing.ict_blendshapes import write_ict_registered; "
-        f"write_ict_registered(sys.argv[1], {ACTS!r}, frames=4)"
-    )
-    subprocess.run([python, "-c", script, str(root / "in")], check=True, timeout=120)
-    subprocess.run(
-        [python, "-m", "t2bs", "blendshapes", "--asset", str(root / "in" / "head.ply"),
-         "--registered", str(root / "in" / "registered"), "--out", str(root / "bundle"), "--quiet"],
-        check=True, timeout=240,
-    )  # fmt: skip
-    return root / "bundle"
 
 
 def key_coords(key: Any) -> np.ndarray:
@@ -48,7 +26,8 @@ def key_coords(key: Any) -> np.ndarray:
     return out.reshape(-1, 3)
 
 
-def test_head_glb_imports_with_the_same_shape_keys_and_offsets(ict_bundle: Path) -> None:
+def test_head_glb_imports_with_the_same_shape_keys_and_offsets(ict_backend_bundle: Path) -> None:
+    ict_bundle = ict_backend_bundle
     before = set(bpy.data.objects)
     assert bpy.ops.import_scene.gltf(filepath=str(ict_bundle / "head.glb")) == {"FINISHED"}
     meshes = [obj for obj in set(bpy.data.objects) - before if obj.type == "MESH"]

