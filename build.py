@@ -12,6 +12,11 @@ The package folder `t2bs_blender/` and `blender_manifest.toml` (kept at the repo
 release tooling expects it) are assembled in `build/extension/`, built into `dist/` as
 `t2bs_blender-<version>.zip`, and the zip is validated with Blender's tag list. The zip's path is the
 last line of stdout.
+
+The backend is not on PyPI, so the zip carries it as a wheel (`backend_dist/t2bs-<version>-py3-none-any.whl`,
+pure Python, about 0.2 MB): Set Up Backend pip-installs that file into its own environment. It is not
+listed under the manifest's `wheels`, which Blender would install into its own Python (torch does not
+belong there).
 """
 
 from __future__ import annotations
@@ -65,11 +70,26 @@ def stage(build_dir: Path) -> Path:
     return source
 
 
+def backend_wheel(build_dir: Path, dest: Path) -> Path:
+    """Build the backend's wheel into `dest` from a copy of backend/ (so no build/ is left in the tree)."""
+    copy = build_dir / "backend-src"
+    if copy.exists():
+        shutil.rmtree(copy)
+    shutil.copytree(ROOT / "backend", copy, ignore=shutil.ignore_patterns("build", "*.egg-info", "__pycache__"))
+    dest.mkdir(parents=True, exist_ok=True)
+    run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--quiet", "--disable-pip-version-check",
+         "--wheel-dir", str(dest), str(copy)])  # fmt: skip
+    wheels = sorted(dest.glob("t2bs-*.whl"))
+    if len(wheels) != 1:
+        raise SystemExit(f"build.py: expected one backend wheel in {dest}, found {[w.name for w in wheels]}.")
+    return wheels[0]
+
+
 def run(command: list[str]) -> None:
     print("+", " ".join(command), flush=True)
     result = subprocess.run(command, text=True)
     if result.returncode != 0:
-        raise SystemExit(f"build.py: {Path(command[1]).name} {command[2]} failed (exit {result.returncode}).")
+        raise SystemExit(f"build.py: {' '.join(command[1:3])} failed (exit {result.returncode}).")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -83,6 +103,7 @@ def main(argv: list[str] | None = None) -> int:
     tags = tags_file(blender_ext)
     tag_args = ["--valid-tags", str(tags)] if tags is not None else []
     source = stage(args.build_dir)
+    backend_wheel(args.build_dir, source / "backend_dist")
     out = args.out.resolve()
     out.mkdir(parents=True, exist_ok=True)  # Blender 4.2's builder fails unless the folder exists
     for old in out.glob("t2bs_blender-*.zip"):

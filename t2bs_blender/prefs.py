@@ -8,11 +8,11 @@ from pathlib import Path
 import bpy
 from bpy.props import EnumProperty, StringProperty
 
-from .setup_backend import venv_python
+from .setup_backend import default_package_spec, venv_python
 
 # The add-on's package name (`bl_ext.<repo>.t2bs_blender` when installed as an extension).
 PACKAGE = __package__ or "t2bs_blender"
-DEFAULT_PACKAGE_SPEC = "t2bs"
+DEFAULT_PACKAGE_SPEC = default_package_spec(Path(__file__).parent)
 
 
 def user_dir(name: str) -> Path:

@@ -25,6 +25,16 @@ def venv_python(venv: str | Path) -> Path:
     return venv / "Scripts" / "python.exe" if sys.platform == "win32" else venv / "bin" / "python"
 
 
+# build.py puts the backend's wheel here, inside the extension (the backend is not on PyPI).
+BUNDLED_BACKEND_DIR = "backend_dist"
+
+
+def default_package_spec(addon_dir: str | Path) -> str:
+    """What Set Up Backend installs by default: the backend wheel shipped with the extension, else `t2bs`."""
+    wheels = sorted(Path(addon_dir, BUNDLED_BACKEND_DIR).glob("t2bs-*.whl"))
+    return str(wheels[-1]) if wheels else "t2bs"
+
+
 def base_python() -> str:
     """The Python that creates the venv: Blender's own (3.11 in 4.2 to 5.0, which torch supports)."""
     return sys.executable

@@ -80,3 +80,13 @@ def test_in_process_backend_without_t2bs_is_a_clear_error() -> None:
 
     with pytest.raises(BackendError, match="In-process mode needs t2bs and torch"):
         InProcessBackend().start()
+
+
+def test_set_up_backend_installs_the_wheel_shipped_with_the_extension(tmp_path: Path) -> None:
+    from t2bs_blender.setup_backend import BUNDLED_BACKEND_DIR, default_package_spec
+
+    assert default_package_spec(tmp_path) == "t2bs"  # a source checkout: the package name
+    (tmp_path / BUNDLED_BACKEND_DIR).mkdir()
+    wheel = tmp_path / BUNDLED_BACKEND_DIR / "t2bs-0.1.0-py3-none-any.whl"
+    wheel.write_bytes(b"")
+    assert default_package_spec(tmp_path) == str(wheel)

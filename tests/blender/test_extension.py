@@ -49,6 +49,14 @@ def test_installed_from_zip_into_isolated_user_folder(addon: Any, extension_zip:
         assert hasattr(bpy.ops.t2bs, op), op
     assert hasattr(bpy.types.Scene, "t2bs")
     assert hasattr(bpy.types, "T2BS_PT_generate") and hasattr(bpy.types, "T2BS_PT_character")
+    # The zip carries the backend's wheel, and Set Up Backend installs it by default.
+    import zipfile
+
+    wheels = [n for n in zipfile.ZipFile(extension_zip).namelist() if n.startswith("backend_dist/t2bs-")]
+    assert len(wheels) == 1 and wheels[0].endswith("-py3-none-any.whl")
+    preferences = bpy.context.preferences.addons["bl_ext.user_default.t2bs_blender"].preferences
+    installed = Path(addon.__file__).parent / wheels[0]
+    assert installed.is_file() and preferences.backend_package == str(installed)
 
 
 def test_import_builds_mesh_keys_controls_and_material(clean_scene: Any, tmp_path: Path) -> None:
