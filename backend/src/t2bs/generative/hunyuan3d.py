@@ -22,10 +22,10 @@ from typing import Any
 
 from ..mesh_io import HeadMesh
 from ..stage import StageContext
-from ..stages.asset import ASSET_PROVIDERS, AssetProvider
+from ..stages.asset import ASSET_PROVIDERS
 from . import models
-from .asset_common import float_setting, identity_prompt, int_setting, normalised_mesh
-from .text_to_image import image_model, reference_image
+from .asset_common import float_setting, int_setting, normalised_mesh
+from .text_to_image import ImageTo3DProvider, image_model
 
 HY3DGEN_INSTALL = (
     "install the hy3dgen package from https://github.com/Tencent-Hunyuan/Hunyuan3D-2 "
@@ -37,26 +37,20 @@ HY3D_UP, HY3D_FRONT = "+y", "+z"
 
 
 @ASSET_PROVIDERS.register("hunyuan3d")
-class Hunyuan3DProvider(AssetProvider):
+class Hunyuan3DProvider(ImageTo3DProvider):
     """Text -> image (diffusers) -> textured mesh (hy3dgen); needs a CUDA GPU with about 16 GB."""
 
     name = "hunyuan3d"
 
-    def __init__(self, argument: str | None) -> None:
-        super().__init__(argument)
-        models.require_modules(self.name, ["diffusers", "transformers"])
-        models.require_modules(self.name, ["hy3dgen"], HY3DGEN_INSTALL)
-        self.source = models.model_source(argument, self.name)
+    package_module = "hy3dgen"
+    install_hint = HY3DGEN_INSTALL
 
     def make(self, ctx: StageContext) -> HeadMesh:
         settings = ctx.settings
-        identity = identity_prompt(ctx, self.name)
         allowed = models.allow_download(settings)
-        image_source = image_model(settings, self.name)
         texture = bool(settings.get("asset_texture", True))
-        # Both models are checked before the first is loaded, so a missing one is named at once.
-        models.check_available([image_source, self.source], self.name, allowed)
-        image = reference_image(ctx, identity, image_source, self.name, start=0.0, end=0.3)
+        image = self.reference(ctx)
+        image_source = image_model(settings, self.name)  # recorded in the manifest
         shapegen = models.import_module("hy3dgen.shapegen", self.name, HY3DGEN_INSTALL)
         rembg = models.import_module("hy3dgen.rembg", self.name, HY3DGEN_INSTALL)
         ctx.step(0.32, "removing the background")

@@ -9,13 +9,15 @@ multiple of 16), `image_prompt` (replaces the whole prompt), `seed`.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
 
 from PIL import Image
 
 from ..errors import InputError
 from ..stage import StageContext
+from ..stages.asset import AssetProvider
 from . import models
+from .asset_common import identity_prompt
 
 # Image-to-3D models want one object, whole, centred, from the front, on a plain background.
 IMAGE_PROMPT_SUFFIX = (
@@ -90,3 +92,29 @@ def reference_image(
     image = result.images[0]
     ctx.record_metrics(reference_image={"model": source, "steps": steps, "size": size, "prompt": prompt})
     return image.convert("RGB")
+
+
+class ImageTo3DProvider(AssetProvider):
+    """The shared first half of `hunyuan3d` and `trellis`: package checks, the download gate, and the
+    reference image. Subclasses name their 3D package (`package_module`, `install_hint`) and turn the
+    image into a mesh in `make`.
+    """
+
+    package_module: ClassVar[str]
+    install_hint: ClassVar[str]
+
+    def __init__(self, argument: str | None) -> None:
+        super().__init__(argument)
+        models.require_modules(self.name, ["diffusers", "transformers"])
+        models.require_modules(self.name, [self.package_module], self.install_hint)
+        self.source = models.model_source(argument, self.name)
+
+    def reference(self, ctx: StageContext) -> Any:
+        """The reference image of the run's character (progress 0..0.3).
+
+        Both models (text-to-image and image-to-3D) are checked before the first is loaded, so a
+        missing one is named at once.
+        """
+        image_source = image_model(ctx.settings, self.name)
+        models.check_available([image_source, self.source], self.name, models.allow_download(ctx.settings))
+        return reference_image(ctx, identity_prompt(ctx, self.name), image_source, self.name, start=0.0, end=0.3)

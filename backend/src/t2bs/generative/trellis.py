@@ -19,10 +19,10 @@ from __future__ import annotations
 
 from ..mesh_io import HeadMesh
 from ..stage import StageContext
-from ..stages.asset import ASSET_PROVIDERS, AssetProvider
+from ..stages.asset import ASSET_PROVIDERS
 from . import models
-from .asset_common import float_setting, identity_prompt, int_setting, normalised_mesh
-from .text_to_image import image_model, reference_image
+from .asset_common import float_setting, int_setting, normalised_mesh
+from .text_to_image import ImageTo3DProvider, image_model
 
 TRELLIS_INSTALL = (
     "install TRELLIS from https://github.com/microsoft/TRELLIS (its setup.sh, on a CUDA machine) "
@@ -32,24 +32,19 @@ TRELLIS_UP, TRELLIS_FRONT = "+y", "+z"
 
 
 @ASSET_PROVIDERS.register("trellis")
-class TrellisProvider(AssetProvider):
+class TrellisProvider(ImageTo3DProvider):
     """Text -> image (diffusers) -> textured mesh (TRELLIS); needs a CUDA GPU with about 16 GB."""
 
     name = "trellis"
 
-    def __init__(self, argument: str | None) -> None:
-        super().__init__(argument)
-        models.require_modules(self.name, ["diffusers", "transformers"])
-        models.require_modules(self.name, ["trellis"], TRELLIS_INSTALL)
-        self.source = models.model_source(argument, self.name)
+    package_module = "trellis"
+    install_hint = TRELLIS_INSTALL
 
     def make(self, ctx: StageContext) -> HeadMesh:
         settings = ctx.settings
-        identity = identity_prompt(ctx, self.name)
         allowed = models.allow_download(settings)
-        image_source = image_model(settings, self.name)
-        models.check_available([image_source, self.source], self.name, allowed)
-        image = reference_image(ctx, identity, image_source, self.name, start=0.0, end=0.3)
+        image = self.reference(ctx)
+        image_source = image_model(settings, self.name)  # recorded in the manifest
         pipelines = models.import_module("trellis.pipelines", self.name, TRELLIS_INSTALL)
         postprocessing = models.import_module("trellis.utils.postprocessing_utils", self.name, TRELLIS_INSTALL)
         folder = models.snapshot_folder(self.source, self.name, allowed, None, marker="pipeline.json")
