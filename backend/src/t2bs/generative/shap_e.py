@@ -9,6 +9,10 @@ Settings (all optional): `asset_steps` (default 64), `asset_guidance` (15.0), `m
 (marching-cubes grid, default 128; 256 is finer and 8x slower), `asset_prompt` (replaces the prompt),
 `seed`, `up_axis` / `front_axis` (Shap-E meshes are Z-up with the front toward -Y: the rotation the
 diffusers documentation applies before exporting GLB).
+
+Colours: the texture head predicts sRGB; `decode_to_mesh` converts it to linear (Shap-E's renderer
+shades in linear light) and returns that as `vertex_channels`. The bundle's 8-bit vertex colours are
+sRGB, so the conversion is undone here; written as they come, colours would be much too dark.
 """
 
 from __future__ import annotations
@@ -91,11 +95,20 @@ class ShapEProvider(AssetProvider):
 
 
 def _to_trimesh(decoded: Any) -> Any:
-    """diffusers' `MeshDecoderOutput` (verts [V,3], faces [F,3], vertex_channels R/G/B [V]) -> trimesh."""
+    """diffusers' `MeshDecoderOutput` (verts [V,3], faces [F,3], vertex_channels R/G/B [V], linear) -> trimesh
+    with sRGB vertex colours."""
     vertices = decoded.verts.detach().float().cpu().numpy()
     faces = decoded.faces.detach().cpu().numpy().astype(np.int64)
     channels = decoded.vertex_channels
     colours = None
     if channels and all(key in channels for key in "RGB"):
-        colours = np.stack([channels[key].detach().float().cpu().numpy() for key in "RGB"], axis=1)
+        linear = np.stack([channels[key].detach().float().cpu().numpy() for key in "RGB"], axis=1)
+        colours = linear_to_srgb(linear)
     return vertex_colour_mesh(vertices, faces, colours)
+
+
+def linear_to_srgb(linear: np.ndarray) -> np.ndarray:
+    """[..., 3] linear colours in 0..1 -> sRGB in 0..1: the inverse of the sRGB-to-linear step in
+    diffusers' `decode_to_mesh` (same breakpoint, 0.0031308 = 0.04045 / 12.92)."""
+    linear = np.clip(np.asarray(linear, np.float64), 0.0, 1.0)
+    return np.where(linear <= 0.0031308, linear * 12.92, 1.055 * linear ** (1.0 / 2.4) - 0.055)
