@@ -18,8 +18,10 @@ Settings (all optional): those of `text_to_image`, `asset_steps` (default 30), `
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
+from ..errors import InputError, StageError
 from ..mesh_io import HeadMesh
 from ..stage import StageContext
 from ..stages.asset import ASSET_PROVIDERS
@@ -32,6 +34,7 @@ HY3DGEN_INSTALL = (
     "(git clone it, then pip install -e . in the clone)"
 )
 SHAPE_SUBFOLDER = "hunyuan3d-dit-v2-0"
+SHAPE_CHECKPOINT = "model.fp16.safetensors"  # hy3dgen's default variant "fp16", safetensors only
 PAINT_SUBFOLDERS = ("hunyuan3d-paint-v2-0", "hunyuan3d-delight-v2-0")
 HY3D_UP, HY3D_FRONT = "+y", "+z"
 
@@ -53,10 +56,11 @@ class Hunyuan3DProvider(ImageTo3DProvider):
         image_source = image_model(settings, self.name)  # recorded in the manifest
         shapegen = models.import_module("hy3dgen.shapegen", self.name, HY3DGEN_INSTALL)
         rembg = models.import_module("hy3dgen.rembg", self.name, HY3DGEN_INSTALL)
-        ctx.step(0.32, "removing the background")
-        image = rembg.BackgroundRemover()(image)
         patterns = [f"{SHAPE_SUBFOLDER}/*"] + ([f"{name}/*" for name in PAINT_SUBFOLDERS] if texture else [])
         folder = models.snapshot_folder(self.source, self.name, allowed, patterns, marker=None)
+        _check_shape_model(folder, self.source)
+        ctx.step(0.32, "removing the background")
+        image = rembg.BackgroundRemover()(image)
         plan = models.plan_for(settings, self.source)
         ctx.step(0.35, f"loading {self.source} ({SHAPE_SUBFOLDER})")
         pipe = shapegen.Hunyuan3DDiTFlowMatchingPipeline.from_pretrained(
@@ -69,14 +73,22 @@ class Hunyuan3DProvider(ImageTo3DProvider):
         steps = int_setting(settings, "asset_steps", 30, 1, 500)
         seed = int(settings.get("seed", 0))
         ctx.step(0.4, f"image to 3D, {steps} steps")
-        # hy3dgen's pipeline has no step callback: cancellation is honoured before and after it.
+
+        def on_step(index: int, _timestep: Any, _outputs: Any) -> None:
+            # hy3dgen calls this after every denoising step; ctx.step raises Cancelled when asked to stop.
+            ctx.step(0.4 + 0.18 * (index + 1) / steps, f"image to 3D: step {index + 1}/{steps}")
+
         mesh = pipe(
             image=image,
             num_inference_steps=steps,
             guidance_scale=float_setting(settings, "asset_guidance", 5.0, 0.0, 50.0),
             octree_resolution=int_setting(settings, "octree_resolution", 256, 64, 1024),
             generator=models.generator(plan.device, seed),
+            callback=on_step,
+            callback_steps=1,
         )[0]
+        if mesh is None:
+            raise StageError("hunyuan3d found no surface in the generated shape; try another seed or prompt (--seed).")
         del pipe
         models.free_accelerator_memory()
         ctx.step(0.6, "cleaning the mesh")
@@ -102,15 +114,34 @@ class Hunyuan3DProvider(ImageTo3DProvider):
         return head
 
 
+def _check_shape_model(folder: Path, source: str) -> None:
+    """hy3dgen reads `<folder>/hunyuan3d-dit-v2-0/config.yaml` and `model.fp16.safetensors`; without
+    them it would try the hub with the folder's path as a model id and fail with a traceback."""
+    shape = Path(folder) / SHAPE_SUBFOLDER
+    missing = [name for name in ("config.yaml", SHAPE_CHECKPOINT) if not (shape / name).is_file()]
+    if missing:
+        raise InputError(
+            f"{source} has no {SHAPE_SUBFOLDER}/{' or '.join(missing)}; the hunyuan3d provider needs a "
+            "download of tencent/Hunyuan3D-2 (huggingface-cli download tencent/Hunyuan3D-2)."
+        )
+
+
 def _paint(ctx: StageContext, folder: Any, mesh: Any, image: Any) -> Any:
     """Texture `mesh` with hy3dgen.texgen, or None (with a log line) when texgen is not usable here."""
     try:
-        from hy3dgen.texgen import Hunyuan3DPaintPipeline  # type: ignore[import-not-found]
+        from hy3dgen.texgen import Hunyuan3DPaintPipeline, Hunyuan3DTexGenConfig  # type: ignore[import-not-found]
     except ImportError as exc:
         ctx.log.warning("hunyuan3d: no texture, hy3dgen.texgen cannot be imported (%s)", exc)
         return None
+    delight, paint = (Path(folder) / name for name in (PAINT_SUBFOLDERS[1], PAINT_SUBFOLDERS[0]))
+    if not (delight.is_dir() and paint.is_dir()):
+        ctx.log.warning("hunyuan3d: no texture, %s lacks %s", folder, " and ".join(PAINT_SUBFOLDERS))
+        return None
     ctx.step(0.65, "painting the texture")
-    painter = Hunyuan3DPaintPipeline.from_pretrained(str(folder))
+    # Built from its config, not `from_pretrained`: given a folder that exists, hy3dgen's
+    # `Hunyuan3DPaintPipeline.from_pretrained` raises FileNotFoundError, and it defaults to the turbo
+    # paint model, which is not the one downloaded here.
+    painter = Hunyuan3DPaintPipeline(Hunyuan3DTexGenConfig(str(delight), str(paint), PAINT_SUBFOLDERS[0]))
     try:
         return painter(mesh, image=image)
     finally:
