@@ -24,4 +24,7 @@ if [ ! -x .venv/bin/python ]; then
 fi
 # torch==2.13.0 is the CPU wheel; the constraint keeps any other requirement from pulling a CUDA build.
 .venv/bin/python -m pip install --quiet --disable-pip-version-check \
-  -c backend/constraints-cpu.txt torch==2.13.0 -e "backend[test,gen]"
+  -c backend/constraints-cpu.txt torch==2.13.0 -e "backend[test,gen,landmarks]"
+# MediaPipe's face mesh (facial regions for `--asset mesh:` heads) without its declared dependencies:
+# the `landmarks` extra above holds the ones it really imports (backend/pyproject.toml says why).
+.venv/bin/python -m pip install --quiet --disable-pip-version-check --no-deps mediapipe==0.10.21

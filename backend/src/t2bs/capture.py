@@ -512,6 +512,22 @@ def _decode_png_folder(folder: Path) -> np.ndarray:
     return np.stack(frames)
 
 
+def read_media(path: str | Path) -> np.ndarray:
+    """All frames of a video file or a PNG folder (0000.png, ...) as [T, H, W, 4] uint8.
+
+    Raises InputError with one sentence when the media cannot be read.
+    """
+    media = Path(path)
+    try:
+        if media.is_dir():
+            return _decode_png_folder(media)
+        if not media.is_file():
+            raise _MediaError("does not exist")
+        return _decode_video(media)
+    except _MediaError as exc:
+        raise InputError(f"{media} {exc}.") from None
+
+
 def write_video(path: str | Path, frames: np.ndarray, fps: float, *, crf: int = VIDEO_CRF) -> None:
     """Write an H.264 mp4 (libx264, yuv420p) atomically.
 

@@ -15,6 +15,10 @@ from .errors import Cancelled, T2bsError
 from .progress import CancelToken, ProgressEvent
 
 EXIT_CANCELLED = 130
+LANDMARKS_HELP = (
+    "JSON file of the mesh's facial landmarks in its own coordinates (docs/procedural.md), to place the facial "
+    "regions the procedural video provider acts with; without it MediaPipe looks for a human face"
+)
 
 log = logging.getLogger("t2bs")
 
@@ -132,6 +136,8 @@ def cmd_fit(ns: argparse.Namespace) -> int:
         "front_axis": ns.front,
         "fit_steps": ns.fit_steps,
     }
+    if ns.landmarks is not None:
+        args["landmarks"] = str(ns.landmarks)
     return execute_run("fit", args, ns)
 
 
@@ -148,6 +154,8 @@ def cmd_generate(ns: argparse.Namespace) -> int:
     }
     if ns.expressions is not None:
         args["expressions"] = [item.strip() for item in ns.expressions.split(",") if item.strip()]
+    if ns.landmarks is not None:
+        args["landmarks"] = str(ns.landmarks)
     return execute_run("generate", args, ns)
 
 
@@ -164,6 +172,49 @@ def cmd_export(ns: argparse.Namespace) -> int:
         print(json.dumps({"event": "result", "path": str(path), "format": ns.format}))
     else:
         print(f"Wrote {path}", file=sys.stderr)
+    return 0
+
+
+def cmd_capture_from_videos(ns: argparse.Namespace) -> int:
+    from .capture_from_videos import (
+        build_capture,
+        find_videos,
+        head_camera,
+        parse_camera,
+        parse_video,
+        write_start_frames,
+    )
+    from .errors import InputError
+    from .mesh_io import load_head_mesh
+
+    specs = [parse_camera(text) for text in ns.camera]
+    names = [spec.name for spec in specs]
+    if len(set(names)) != len(names):
+        raise InputError(f"--camera names repeat: {', '.join(names)}.")
+    if not ns.start_frames and not ns.video and ns.videos is None:
+        raise InputError("Nothing to do: give --start-frames, --video or --videos (see docs/capture-from-videos.md).")
+    mesh = load_head_mesh(ns.asset, up=ns.up, front=ns.front)
+    cameras = [head_camera(mesh, spec, ns.size) for spec in specs]
+    if ns.start_frames:
+        paths = write_start_frames(mesh, cameras, ns.out)
+        shown = ", ".join(str(Path(ns.out.name) / "start" / p.name) for p in paths)
+        print(
+            f"Start frames written: {shown}. Make one video per expression and camera from them, then run "
+            "this command again with --videos or --video.",
+            file=sys.stderr,
+        )
+        return 0
+    videos: dict[str, dict[str, Path]] = find_videos(ns.videos, names) if ns.videos is not None else {}
+    for text in ns.video:
+        sequence, camera, path = parse_video(text)
+        videos.setdefault(sequence, {})[camera] = path
+    prompts = dict(item.split("=", 1) for item in ns.prompt)
+    capture = build_capture(mesh, cameras, videos, ns.out, frames=ns.frames, fps=ns.fps, prompts=prompts)
+    print(
+        f"Capture written to {ns.out}: {len(capture.sequences)} sequences, {len(capture.cameras)} cameras. "
+        f"Fit it with: t2bs fit --asset {ns.asset} --capture {ns.out} --out BUNDLE",
+        file=sys.stderr,
+    )
     return 0
 
 
@@ -201,6 +252,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="comma-separated acts (default: the preset's); your own as name=action, "
         "e.g. jawOpen,eyeBlink,tongueCurl=curls its tongue up",
     )
+    generate.add_argument("--landmarks", type=Path, default=None, help="with --asset mesh:PATH: " + LANDMARKS_HELP)
     generate.add_argument("--fit-steps", type=int, default=None, help="optimisation steps (default: the preset's)")
     generate.add_argument(
         "--allow-download",
@@ -219,6 +271,7 @@ def build_parser() -> argparse.ArgumentParser:
     fit.add_argument("--capture", required=True, help="capture directory (capture.json and videos or frames)")
     fit.add_argument("--up", default="+y", help="the asset's up axis (default +y)")
     fit.add_argument("--front", default="+z", help="the axis the asset's face looks along (default +z)")
+    fit.add_argument("--landmarks", type=Path, default=None, help=LANDMARKS_HELP)
     fit.add_argument("--fit-steps", type=int, default=None, help="optimisation steps (default: the preset's)")
     add_run_options(fit)
     fit.set_defaults(handler=cmd_fit)
@@ -253,6 +306,39 @@ def build_parser() -> argparse.ArgumentParser:
     )
     export.add_argument("--json", action="store_true", help="print the result as JSON")
     export.set_defaults(handler=cmd_export)
+
+    from_videos = commands.add_parser(
+        "capture-from-videos",
+        help="turn expression videos made with any other tool into a capture directory",
+        description="Step 1: --start-frames renders the static head from each --camera into OUT/start/. "
+        "Step 2: make one video per expression and camera from those frames with any image-to-video tool. "
+        "Step 3: run again with --videos FOLDER (FOLDER/<expression>/<camera>.mp4) or --video EXPR/CAMERA=FILE "
+        "to write OUT/capture.json, ready for t2bs fit (docs/capture-from-videos.md).",
+    )
+    from_videos.add_argument("--asset", required=True, help="the static head the videos show: OBJ, GLB/glTF or PLY")
+    from_videos.add_argument("--out", required=True, type=Path, help="capture folder to write")
+    from_videos.add_argument(
+        "--camera",
+        action="append",
+        default=[],
+        required=True,
+        help="NAME=AZIMUTH[,ELEVATION] in degrees around the head (0 = facing it, + toward its left); repeat "
+        "per view, frontal first",
+    )
+    from_videos.add_argument("--start-frames", action="store_true", help="write OUT/start/<camera>.png and stop")
+    from_videos.add_argument("--videos", type=Path, default=None, help="folder of <expression>/<camera>.mp4")
+    from_videos.add_argument(
+        "--video", action="append", default=[], help="EXPRESSION/CAMERA=FILE (a video or a PNG folder); repeatable"
+    )
+    from_videos.add_argument(
+        "--prompt", action="append", default=[], help="EXPRESSION=TEXT: what the video shows (kept in capture.json)"
+    )
+    from_videos.add_argument("--size", type=int, default=512, help="side of the square capture images (default 512)")
+    from_videos.add_argument("--frames", type=int, default=None, help="resample every video to this many frames")
+    from_videos.add_argument("--fps", type=float, default=24.0)
+    from_videos.add_argument("--up", default="+y", help="the asset's up axis (default +y)")
+    from_videos.add_argument("--front", default="+z", help="the axis the asset's face looks along (default +z)")
+    from_videos.set_defaults(handler=cmd_capture_from_videos)
 
     serve = commands.add_parser("serve", help="JSON-lines protocol on stdin/stdout (used by the Blender add-on)")
     serve.set_defaults(handler=cmd_serve)

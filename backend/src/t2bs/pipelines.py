@@ -97,7 +97,8 @@ def build_fit(args: dict[str, Any]) -> PipelinePlan:
     """`t2bs fit`: the user's mesh and capture -> fitted deformable Gaussians and registered frames.
 
     args: asset (mesh path), capture (capture folder), preset, device, seed, up_axis, front_axis and
-    optionally fit_steps (overrides the preset's optimisation steps).
+    optionally fit_steps (overrides the preset's optimisation steps) and landmarks (the mesh's facial
+    landmarks file, t2bs.procedural.face_landmarks; the bundle then carries facial regions).
     """
     from .stages.asset import AssetStage
     from .stages.capture import CaptureStage
@@ -120,6 +121,8 @@ def build_fit(args: dict[str, Any]) -> PipelinePlan:
     }
     if args.get("fit_steps") is not None:
         settings["fit_steps"] = int(args["fit_steps"])
+    if args.get("landmarks") is not None:
+        settings["landmarks"] = _landmarks_path(args["landmarks"])
     stages = [AssetStage(), CaptureStage(), FitStage(), RegisterStage(), ModelStage(), ExportStage()]
     return PipelinePlan(stages=stages, settings=settings)
 
@@ -130,7 +133,8 @@ def build_generate(args: dict[str, Any]) -> PipelinePlan:
 
     args: prompt, asset (provider spec, default procedural), video (provider spec, default
     procedural), expressions (names or `name=action` items; default the preset's list), preset,
-    device, seed, allow_download (generative providers may download weights), and optionally fit_steps.
+    device, seed, allow_download (generative providers may download weights), and optionally fit_steps
+    and landmarks (facial landmarks of a `mesh:` asset, t2bs.procedural.face_landmarks).
     """
     from .registry import split_spec
     from .stages.asset import ASSET_PROVIDERS, DEFAULT_ASSET_PROVIDER, AssetStage
@@ -158,6 +162,10 @@ def build_generate(args: dict[str, Any]) -> PipelinePlan:
     asset_name, asset_argument = split_spec(settings["asset"])
     ASSET_PROVIDERS.get(asset_name)(asset_argument)
     make_video_provider(settings["video"])
+    if args.get("landmarks") is not None:
+        if asset_name != "mesh":
+            raise InputError("--landmarks gives the face of your own mesh: use it with --asset mesh:PATH.")
+        settings["landmarks"] = _landmarks_path(args["landmarks"])
     if args.get("expressions") is not None:
         settings["expressions"] = list(args["expressions"])
     # Check the acts now, so that a typo fails before any work starts.
@@ -171,6 +179,16 @@ def build_generate(args: dict[str, Any]) -> PipelinePlan:
         settings["fit_steps"] = int(args["fit_steps"])
     stages = [PromptStage(), AssetStage(), CaptureStage(), FitStage(), RegisterStage(), ModelStage(), ExportStage()]
     return PipelinePlan(stages=stages, settings=settings, prompt=prompt.strip())
+
+
+def _landmarks_path(value: Any) -> str:
+    """A landmarks file's absolute path (a run may resume from another folder), its format checked now
+    so that a typo fails before any work starts (its points are checked against the mesh later)."""
+    from .procedural.face_landmarks import read_landmarks_file
+
+    path = Path(str(value)).expanduser().resolve()
+    read_landmarks_file(path)
+    return str(path)
 
 
 def _library_names() -> set[str]:

@@ -29,6 +29,7 @@ from ..stage import StageContext
 from ..stages.asset import ASSET_PROVIDERS, AssetProvider, load_asset
 from ..stages.capture import VIDEO_PROVIDERS, VideoProvider
 from ..stages.prompt import chosen_expressions
+from .face_landmarks import INSTALL_HINT, mediapipe_installed
 from .head import build_head
 from .performance import deform, ease
 from .regions import REGIONS_FILE, FaceRegions, load_regions, save_regions
@@ -111,10 +112,7 @@ class ProceduralPerformanceProvider(VideoProvider):
         mesh = load_asset(ctx.bundle.root)
         regions_path = ctx.bundle.path(REGIONS_FILE)
         if not regions_path.is_file():
-            raise InputError(
-                "The procedural video provider needs facial regions, which only the procedural head "
-                "has; use --video capture:DIR or a video model for this asset."
-            )
+            raise InputError(missing_regions_message(ctx.manifest.providers.get("asset", {})))
         regions = load_regions(regions_path, mesh.vertex_count)
         options = capture_options(ctx.settings)
         expressions = chosen_expressions(ctx.settings)
@@ -135,6 +133,19 @@ class ProceduralPerformanceProvider(VideoProvider):
 
     def info(self) -> dict[str, Any]:
         return {"name": self.name, "argument": self.argument, **getattr(self, "details", {})}
+
+
+def missing_regions_message(asset_record: dict[str, Any]) -> str:
+    """One sentence for a head without facial regions: why (the asset stage's record) and the ways on."""
+    reason = asset_record.get("regions_missing") or "its asset stage made none"
+    ways = ["give the face's landmarks with --asset mesh:PATH --landmarks FILE.json (docs/procedural.md)"]
+    if not mediapipe_installed():
+        ways.append(f"install MediaPipe to find a human face ({INSTALL_HINT})")
+    ways.append("use a video model or your own videos (--video wan, --video capture:DIR)")
+    return (
+        f"The procedural video provider needs facial regions and this head has none ({reason}); "
+        f"{', '.join(ways[:-1])} or {ways[-1]}."
+    )
 
 
 def capture_options(settings: dict[str, Any]) -> dict[str, Any]:
@@ -164,23 +175,28 @@ def capture_options(settings: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def camera_at(
+    mesh: HeadMesh, name: str, azimuth: float, elevation: float, size: int, distance: float = CAMERA_DISTANCE
+) -> Camera:
+    """A square camera on the orbit around the head, in the asset file's coordinates (OpenCV axes).
+
+    Angles in degrees: azimuth 0 faces the face (+Z in the normalised frame) and grows toward the
+    head's left (+X); elevation is above the horizontal. `distance` is in normalised units.
+    """
+    a, e = math.radians(azimuth), math.radians(elevation)
+    eye = distance * np.array([math.cos(e) * math.sin(a), math.sin(e), math.cos(e) * math.cos(a)])
+    up = mesh.to_source[:3, :3] @ np.array([0.0, 1.0, 0.0]) / mesh.source_scale
+    return look_at_camera(
+        name, mesh.to_source_points(eye), mesh.to_source_points(np.zeros(3)), up, size, size, CAMERA_FOV_DEG
+    )
+
+
 def cameras_for(mesh: HeadMesh, views: int, size: int) -> list[Camera]:
     """`views` cameras around the head in the asset file's coordinates; the first is frontal."""
-    cameras = []
-    to_source = mesh.to_source
-    scale = mesh.source_scale
-    for index, (azimuth, elevation) in enumerate(VIEW_ANGLES[:views]):
-        a, e = math.radians(azimuth), math.radians(elevation)
-        eye = CAMERA_DISTANCE * np.array([math.cos(e) * math.sin(a), math.sin(e), math.cos(e) * math.cos(a)])
-        target = np.zeros(3)
-        up = to_source[:3, :3] @ np.array([0.0, 1.0, 0.0]) / scale
-        name = "front" if index == 0 else f"view{index:02d}"
-        cameras.append(
-            look_at_camera(
-                name, mesh.to_source_points(eye), mesh.to_source_points(target), up, size, size, CAMERA_FOV_DEG
-            )
-        )
-    return cameras
+    return [
+        camera_at(mesh, "front" if index == 0 else f"view{index:02d}", azimuth, elevation, size)
+        for index, (azimuth, elevation) in enumerate(VIEW_ANGLES[:views])
+    ]
 
 
 def write_performance(

@@ -11,6 +11,8 @@ bundle as `asset/static.glb` with `asset/asset.json` beside it:
 `to_source` maps the normalised frame to the original file's coordinates (column vectors), so later
 stages can hand results back in the user's units. Providers are chosen with a spec string such as
 `mesh:/path/head.glb` and register themselves in `ASSET_PROVIDERS` when their module is imported.
+When the run needs facial regions and the provider made none, the stage adds `asset/regions.npz` and
+`asset/landmarks.json` (`write_facial_regions`).
 """
 
 from __future__ import annotations
@@ -27,11 +29,14 @@ from ..bundle import ASSET_DIR, ASSET_INFO, STATIC_MESH
 from ..errors import BundleError, InputError
 from ..fileio import write_json_atomic
 from ..mesh_io import HeadMesh, load_head_mesh, load_static_glb, save_static_glb
+from ..procedural.regions import REGIONS_FILE
 from ..registry import Registry, split_spec
 from ..stage import Stage, StageContext
 
 ASSET_INFO_VERSION = 1
 DEFAULT_ASSET_PROVIDER = "procedural"
+# The facial landmarks behind asset/regions.npz, in the asset file's coordinates (a --landmarks file).
+LANDMARKS_FILE = "asset/landmarks.json"
 
 
 class AssetProvider(ABC):
@@ -91,11 +96,50 @@ class AssetStage(Stage):
         ctx.step(0.0, f"making the static head with the {provider_name} provider")
         provider = provider_class(argument)
         mesh = provider.make(ctx)
+        if needs_facial_regions(ctx.settings) and not (ctx.staging / REGIONS_FILE).is_file():
+            write_facial_regions(ctx, mesh)
         ctx.step(0.8, f"writing {STATIC_MESH} ({mesh.vertex_count} vertices)")
         save_static_glb(mesh, ctx.output(STATIC_MESH))
         write_json_atomic(ctx.output(ASSET_INFO), asset_info(mesh))
         ctx.record_metrics(vertex_count=mesh.vertex_count, face_count=mesh.face_count)
         ctx.step(1.0, "static head written")
+
+
+def needs_facial_regions(settings: dict[str, Any]) -> bool:
+    """Whether the run wants `asset/regions.npz`: the `procedural` video provider acts with them, and a
+    `landmarks` file asks for them outright."""
+    video = settings.get("video")
+    return settings.get("landmarks") is not None or (isinstance(video, str) and split_spec(video)[0] == "procedural")
+
+
+def write_facial_regions(ctx: StageContext, mesh: HeadMesh) -> None:
+    """Facial regions for a head whose provider made none (a `mesh:` file, a generated head).
+
+    Here in the asset stage, not in the video provider, because they describe the static head: they
+    belong beside it in `asset/`, which only this stage writes (so a resumed run never mixes a head
+    with another head's regions), and a landmarks file speaks the coordinates of the asset file, which
+    only this stage reads. The points come from `settings["landmarks"]` (a file; bad input is an
+    InputError), else from MediaPipe. When neither gives a face, no regions are written and the reason
+    goes into the manifest for the video provider's message (logged at INFO level only: the user gets
+    one line). `asset/landmarks.json` keeps the points used, in the asset file's coordinates.
+    """
+    from ..procedural.face_landmarks import LandmarksUnavailable, face_landmarks, landmarks_document
+    from ..procedural.mesh_regions import regions_from_landmarks
+    from ..procedural.regions import save_regions
+
+    landmarks_file = ctx.settings.get("landmarks")
+    record = dict(ctx.manifest.providers.get(ctx.progress.stage, {}))
+    ctx.step(0.6, "finding the face's landmarks" if landmarks_file is None else "reading the face's landmarks")
+    try:
+        points, origin = face_landmarks(mesh, None if landmarks_file is None else str(landmarks_file))
+    except LandmarksUnavailable as exc:
+        ctx.log.info("no facial regions for this head: %s", exc.reason)
+        ctx.record_provider(**record, regions=None, regions_missing=exc.reason)
+        return
+    ctx.step(0.7, "placing the facial regions")
+    save_regions(regions_from_landmarks(mesh.vertices, mesh.faces, points), ctx.output(REGIONS_FILE))
+    write_json_atomic(ctx.output(LANDMARKS_FILE), landmarks_document(points, mesh))
+    ctx.record_provider(**record, regions=origin)
 
 
 def asset_info(mesh: HeadMesh) -> dict[str, Any]:
