@@ -22,8 +22,10 @@ def test_doctor_reports_every_check_as_json() -> None:
     result = t2bs("doctor", "--json")
     assert result.returncode == 0, result.stderr
     checks = {c["name"]: c for c in json.loads(result.stdout)}
-    assert {"python", "t2bs", "torch", "cuda", "gsplat", "diffusers", "transformers", "models", "disk"} <= set(checks)
+    expected = {"python", "t2bs", "torch", "cuda", "gsplat", "diffusers", "transformers", "mediapipe", "models", "disk"}
+    assert expected <= set(checks)
     assert checks["torch"]["status"] == "ok"
+    assert checks["mediapipe"]["status"] == "ok", "the test setup installs MediaPipe (scripts/setup.sh)"
     assert all(c["status"] in ("ok", "warn", "missing") for c in checks.values())
 
 

@@ -90,6 +90,17 @@ def check_generative() -> list[Check]:
     return checks
 
 
+def check_mediapipe() -> Check:
+    """MediaPipe's face mesh places the facial regions of `--asset mesh:` heads (procedural/face_landmarks.py)."""
+    version = _version("mediapipe")
+    if version is None:
+        from .procedural.face_landmarks import INSTALL_HINT
+
+        detail = f"not installed: mesh: heads need --landmarks FILE.json for the procedural video ({INSTALL_HINT})"
+        return Check("mediapipe", WARN, detail)
+    return Check("mediapipe", OK, f"{version} (finds the face of mesh: heads)")
+
+
 def huggingface_hub_cache() -> Path:
     if os.environ.get("HF_HUB_CACHE"):
         return Path(os.environ["HF_HUB_CACHE"])
@@ -132,6 +143,7 @@ def run_checks(output_folder: Path | None = None) -> list[Check]:
     checks += check_torch()
     checks.append(check_gsplat())
     checks += check_generative()
+    checks.append(check_mediapipe())
     checks.append(check_models())
     checks.append(check_disk(output_folder or Path.cwd()))
     return checks
