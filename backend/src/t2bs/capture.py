@@ -528,6 +528,41 @@ def read_media(path: str | Path) -> np.ndarray:
         raise InputError(f"{media} {exc}.") from None
 
 
+def resample_video(
+    video: np.ndarray, frames: int, size: int, crop: tuple[int, int, int, int] | None = None
+) -> np.ndarray:
+    """Resample a generated video to the capture's frame count and square size.
+
+    Args:
+        video: [T, H, W, 3] float in 0..1 or uint8.
+        frames: output frame count (>= 2); time is stretched uniformly, first and last frames kept.
+        size: output side in pixels.
+        crop: (top, left, height, width) region of each frame to keep before resizing, or None.
+    Returns:
+        [frames, size, size, 3] uint8.
+    """
+    array = np.asarray(video)
+    if array.dtype != np.uint8:
+        array = np.clip(array.astype(np.float32), 0.0, 1.0) * 255.0
+    array = array.astype(np.float32)
+    if crop is not None:
+        top, left, height, width = crop
+        array = array[:, top : top + height, left : left + width]
+    count = array.shape[0]
+    positions = np.linspace(0.0, count - 1, frames)
+    out = np.empty((frames, size, size, 3), np.uint8)
+    for index, position in enumerate(positions):
+        low = math.floor(position)
+        high = min(low + 1, count - 1)
+        weight = position - low
+        frame = array[low] * (1.0 - weight) + array[high] * weight
+        image = Image.fromarray(np.clip(frame + 0.5, 0, 255).astype(np.uint8), "RGB")
+        if image.size != (size, size):
+            image = image.resize((size, size), Image.Resampling.LANCZOS)
+        out[index] = np.asarray(image)
+    return out
+
+
 def write_video(path: str | Path, frames: np.ndarray, fps: float, *, crf: int = VIDEO_CRF) -> None:
     """Write an H.264 mp4 (libx264, yuv420p) atomically.
 

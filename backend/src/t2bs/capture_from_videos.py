@@ -15,7 +15,6 @@ providers use, so the start frames and the capture agree by construction.
 from __future__ import annotations
 
 import logging
-import math
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -24,7 +23,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from .capture import Camera, Capture, CaptureWriter, is_safe_name, read_capture, read_media
+from .capture import Camera, Capture, CaptureWriter, is_safe_name, read_capture, read_media, resample_video
 from .errors import InputError
 from .fit.scaffold import mesh_colors
 from .mesh_io import HeadMesh
@@ -133,21 +132,8 @@ def square_frames(video: np.ndarray, size: int, frames: int | None) -> np.ndarra
     uniformly (first and last frames kept) -> [frames or T, size, size, 3] uint8."""
     count, height, width = video.shape[:3]
     side = min(height, width)
-    top, left = (height - side) // 2, (width - side) // 2
-    wanted = count if frames is None else frames
-    positions = np.linspace(0.0, count - 1, wanted)
-    out = np.empty((wanted, size, size, 3), np.uint8)
-    for index, position in enumerate(positions):
-        low = math.floor(position)
-        high = min(low + 1, count - 1)
-        weight = position - low
-        frame = video[low, top : top + side, left : left + side, :3].astype(np.float32) * (1.0 - weight)
-        frame += video[high, top : top + side, left : left + side, :3].astype(np.float32) * weight
-        image = Image.fromarray(np.clip(frame + 0.5, 0, 255).astype(np.uint8), "RGB")
-        if image.size != (size, size):
-            image = image.resize((size, size), Image.Resampling.LANCZOS)
-        out[index] = np.asarray(image)
-    return out
+    crop = ((height - side) // 2, (width - side) // 2, side, side)
+    return resample_video(video[..., :3], count if frames is None else frames, size, crop)
 
 
 def first_frame_difference(start: np.ndarray, first: np.ndarray) -> float:

@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import math
 import time
 from pathlib import Path
 from typing import Any, ClassVar
@@ -35,7 +34,7 @@ from typing import Any, ClassVar
 import numpy as np
 from PIL import Image
 
-from ..capture import Camera, Capture, CaptureWriter
+from ..capture import Camera, Capture, CaptureWriter, resample_video
 from ..errors import InputError
 from ..mesh_io import HeadMesh, sample_texture
 from ..meshrender import render_mesh, shade_lambert, vertex_normals
@@ -83,41 +82,6 @@ def snap_frames(frames: int, factor: int) -> int:
 def snap_size(value: int, multiple: int) -> int:
     """`value` rounded to the nearest positive multiple of `multiple`."""
     return max(multiple, round(value / multiple) * multiple)
-
-
-def resample_video(
-    video: np.ndarray, frames: int, size: int, crop: tuple[int, int, int, int] | None = None
-) -> np.ndarray:
-    """Resample a generated video to the capture's frame count and square size.
-
-    Args:
-        video: [T, H, W, 3] float in 0..1 or uint8.
-        frames: output frame count (>= 2); time is stretched uniformly, first and last frames kept.
-        size: output side in pixels.
-        crop: (top, left, height, width) region of each frame to keep before resizing, or None.
-    Returns:
-        [frames, size, size, 3] uint8.
-    """
-    array = np.asarray(video)
-    if array.dtype != np.uint8:
-        array = np.clip(array.astype(np.float32), 0.0, 1.0) * 255.0
-    array = array.astype(np.float32)
-    if crop is not None:
-        top, left, height, width = crop
-        array = array[:, top : top + height, left : left + width]
-    count = array.shape[0]
-    positions = np.linspace(0.0, count - 1, frames)
-    out = np.empty((frames, size, size, 3), np.uint8)
-    for index, position in enumerate(positions):
-        low = math.floor(position)
-        high = min(low + 1, count - 1)
-        weight = position - low
-        frame = array[low] * (1.0 - weight) + array[high] * weight
-        image = Image.fromarray(np.clip(frame + 0.5, 0, 255).astype(np.uint8), "RGB")
-        if image.size != (size, size):
-            image = image.resize((size, size), Image.Resampling.LANCZOS)
-        out[index] = np.asarray(image)
-    return out
 
 
 def vertex_albedo(mesh: HeadMesh) -> np.ndarray:
