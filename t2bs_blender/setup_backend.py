@@ -29,10 +29,19 @@ def venv_python(venv: str | Path) -> Path:
 BUNDLED_BACKEND_DIR = "backend_dist"
 
 
+# Extras an animator needs: the diffusion-model providers, and the face finder that lets Rig Selected
+# Mesh act the procedural expressions on a human head.
+BACKEND_EXTRAS = "[gen,landmarks]"
+# MediaPipe goes in without its declared dependencies (they would downgrade numpy under torch); the
+# backend's `landmarks` extra holds what it really imports (backend/pyproject.toml).
+MEDIAPIPE_SPEC = "mediapipe==0.10.21"
+
+
 def default_package_spec(addon_dir: str | Path) -> str:
-    """What Set Up Backend installs by default: the backend wheel shipped with the extension, else `t2bs`."""
+    """What Set Up Backend installs by default: the backend wheel shipped with the extension (with the
+    extras animators need), else `t2bs`."""
     wheels = sorted(Path(addon_dir, BUNDLED_BACKEND_DIR).glob("t2bs-*.whl"))
-    return str(wheels[-1]) if wheels else "t2bs"
+    return f"{wheels[-1]}{BACKEND_EXTRAS}" if wheels else f"t2bs{BACKEND_EXTRAS}"
 
 
 def base_python() -> str:
@@ -48,6 +57,7 @@ def setup_commands(venv: str | Path, package: str, extra_args: str = "") -> list
         commands.append([base_python(), "-m", "venv", str(venv)])
     # The venv's own pip (ensurepip) installs wheels fine; upgrading it first would be one more download.
     commands.append([python, "-m", "pip", "install", *shlex.split(extra_args), *shlex.split(package)])
+    commands.append([python, "-m", "pip", "install", *shlex.split(extra_args), "--no-deps", MEDIAPIPE_SPEC])
     commands.append([python, "-m", "t2bs", "--version"])  # proves the install imports
     return commands
 

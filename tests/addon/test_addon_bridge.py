@@ -48,6 +48,7 @@ def test_setup_commands(tmp_path: Path) -> None:
     python = str(venv_python(tmp_path / "venv"))
     index_args = ["--extra-index-url", "https://example.org/simple"]
     assert commands[1] == [python, "-m", "pip", "install", *index_args, "t2bs[test]"]
+    assert commands[2] == [python, "-m", "pip", "install", *index_args, "--no-deps", "mediapipe==0.10.21"]
     assert commands[-1] == [python, "-m", "t2bs", "--version"]
 
 
@@ -85,8 +86,8 @@ def test_in_process_backend_without_t2bs_is_a_clear_error() -> None:
 def test_set_up_backend_installs_the_wheel_shipped_with_the_extension(tmp_path: Path) -> None:
     from t2bs_blender.setup_backend import BUNDLED_BACKEND_DIR, default_package_spec
 
-    assert default_package_spec(tmp_path) == "t2bs"  # a source checkout: the package name
+    assert default_package_spec(tmp_path) == "t2bs[gen,landmarks]"  # a source checkout: the package name
     (tmp_path / BUNDLED_BACKEND_DIR).mkdir()
     wheel = tmp_path / BUNDLED_BACKEND_DIR / "t2bs-0.1.0-py3-none-any.whl"
     wheel.write_bytes(b"")
-    assert default_package_spec(tmp_path) == str(wheel)
+    assert default_package_spec(tmp_path) == f"{wheel}[gen,landmarks]"

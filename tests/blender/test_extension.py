@@ -56,7 +56,7 @@ def test_installed_from_zip_into_isolated_user_folder(addon: Any, extension_zip:
     assert len(wheels) == 1 and wheels[0].endswith("-py3-none-any.whl")
     preferences = bpy.context.preferences.addons["bl_ext.user_default.t2bs_blender"].preferences
     installed = Path(addon.__file__).parent / wheels[0]
-    assert installed.is_file() and preferences.backend_package == str(installed)
+    assert installed.is_file() and preferences.backend_package == f"{installed}[gen,landmarks]"
 
 
 def test_import_builds_mesh_keys_controls_and_material(clean_scene: Any, tmp_path: Path) -> None:

@@ -1,4 +1,5 @@
-"""Set Up Backend's job, offline: a venv made with this Python, a local fake `t2bs` wheel pip-installed."""
+"""Set Up Backend's job, offline: a venv made with this Python, local fake `t2bs` and `mediapipe` wheels
+pip-installed."""
 
 from __future__ import annotations
 
@@ -13,30 +14,42 @@ from t2bs_blender.setup_backend import SetupJob, venv_python
 pytestmark = pytest.mark.timeout(180)
 
 
-def fake_backend_wheel(folder: Path) -> Path:
-    """A hand-made wheel of a fake `t2bs` whose `python -m t2bs --version` works (pip needs no build tools)."""
+def fake_wheel(folder: Path, name: str, version: str, files: dict[str, str]) -> Path:
+    """A hand-made pure-Python wheel (pip needs no build tools to install it)."""
     import base64
     import hashlib
     import zipfile
 
+    info = f"{name}-{version}.dist-info"
     files = {
-        "t2bs/__init__.py": '__version__ = "0.0.fake"\n',
-        "t2bs/__main__.py": 'print("t2bs 0.0.fake")\n',
-        "t2bs-0.0.0.dist-info/METADATA": "Metadata-Version: 2.1\nName: t2bs\nVersion: 0.0.0\n",
-        "t2bs-0.0.0.dist-info/WHEEL": "Wheel-Version: 1.0\nGenerator: test\nRoot-Is-Purelib: true\nTag: py3-none-any\n",
+        **files,
+        f"{info}/METADATA": f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n",
+        f"{info}/WHEEL": "Wheel-Version: 1.0\nGenerator: test\nRoot-Is-Purelib: true\nTag: py3-none-any\n",
     }
     record = []
-    for name, text in files.items():
+    for path, text in files.items():
         digest = base64.urlsafe_b64encode(hashlib.sha256(text.encode()).digest()).rstrip(b"=").decode()
-        record.append(f"{name},sha256={digest},{len(text.encode())}")
-    record.append("t2bs-0.0.0.dist-info/RECORD,,")
-    files["t2bs-0.0.0.dist-info/RECORD"] = "\n".join(record) + "\n"
+        record.append(f"{path},sha256={digest},{len(text.encode())}")
+    record.append(f"{info}/RECORD,,")
+    files[f"{info}/RECORD"] = "\n".join(record) + "\n"
     folder.mkdir(parents=True, exist_ok=True)
-    path = folder / "t2bs-0.0.0-py3-none-any.whl"
-    with zipfile.ZipFile(path, "w") as archive:
-        for name, text in files.items():
-            archive.writestr(name, text)
-    return path
+    wheel = folder / f"{name}-{version}-py3-none-any.whl"
+    with zipfile.ZipFile(wheel, "w") as archive:
+        for path, text in files.items():
+            archive.writestr(path, text)
+    return wheel
+
+
+def fake_backend_wheel(folder: Path) -> Path:
+    """A fake `t2bs` whose `python -m t2bs --version` works, beside a fake `mediapipe` 0.10.21 (Set Up
+    Backend installs it after the backend) in the same folder."""
+    fake_wheel(folder, "mediapipe", "0.10.21", {"mediapipe/__init__.py": ""})
+    return fake_wheel(
+        folder,
+        "t2bs",
+        "0.0.0",
+        {"t2bs/__init__.py": '__version__ = "0.0.fake"\n', "t2bs/__main__.py": 'print("t2bs 0.0.fake")\n'},
+    )
 
 
 def run_job(job: SetupJob, timeout: float = 150.0) -> list[dict[str, Any]]:
@@ -57,7 +70,8 @@ def test_setup_installs_into_a_new_venv_and_sets_the_preference(tmp_path: Path, 
     preferences = bpy.context.preferences.addons[addon.__name__].preferences
     preferences.backend_python = ""
     wheel = fake_backend_wheel(tmp_path / "wheels")
-    job = addon.setup_backend.SetupJob(tmp_path / "venv", str(wheel), "--no-index")  # --no-index: no network
+    # --no-index: no network; the fake mediapipe is found beside the fake backend.
+    job = addon.setup_backend.SetupJob(tmp_path / "venv", str(wheel), f"--no-index --find-links {wheel.parent}")
     runtime = addon.runtime.RUNTIME
     runtime.start_setup(job)
     events: list[dict[str, Any]] = []
@@ -79,7 +93,8 @@ def test_setup_installs_into_a_new_venv_and_sets_the_preference(tmp_path: Path, 
         assert preferences.backend_python == python and runtime.job.message == f"backend ready: {python}"
         assert any(e["event"] == "log" and "t2bs 0.0.fake" in e["message"] for e in events)
         steps = [e["message"] for e in events if e["event"] == "progress"]
-        assert [step.split()[:2] for step in steps] == [["-m", "venv"], ["-m", "pip"], ["-m", "t2bs"]]
+        assert [step.split()[:2] for step in steps] == [["-m", "venv"], ["-m", "pip"], ["-m", "pip"], ["-m", "t2bs"]]
+        assert job.commands[2][-2:] == ["--no-deps", "mediapipe==0.10.21"]
     finally:
         preferences.backend_python = ""
         runtime.job = addon.bridge.JobState()
