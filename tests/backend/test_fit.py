@@ -6,6 +6,7 @@ bench/bench_fit_ict.py, not here: a CPU test cannot afford a full fit.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import subprocess
 import sys
@@ -224,6 +225,40 @@ def test_rotation_helper_and_identity_start(ict: IctFixture) -> None:
     means, _scales, _, _ = model.gaussians(model.frame_codes(frames), views)
     # Before any step the deformation is the identity: every frame is the static head.
     torch.testing.assert_close(means, model.static_means.expand_as(means), atol=1e-6, rtol=0)
+
+
+def test_change_term_compares_with_frame_0_of_the_same_video(ict: IctFixture) -> None:
+    from t2bs.fit.trainer import NEUTRAL_REFRESH
+
+    trainer = _small_trainer(ict, steps=4)
+    trainer.preset = dataclasses.replace(trainer.preset, change_weight=1.0)  # as in the standard preset
+    data = trainer.data
+    # Every image maps to the image of its sequence's frame 0 seen by the same camera.
+    neutral = trainer.neutral_of
+    firsts = {s.first_frame for s in data.sequences}
+    assert all(int(f) in firsts for f in data.image_frame[neutral])
+    assert torch.equal(data.image_view[neutral], data.image_view)
+    for span in data.sequences:
+        inside = (data.image_frame >= span.first_frame) & (data.image_frame < span.first_frame + span.frame_count)
+        assert (data.image_frame[neutral[inside]] == span.first_frame).all()
+
+    # The error is the frame-0 render minus the frame-0 image, kept until NEUTRAL_REFRESH steps pass.
+    picked = torch.tensor([1, 2])
+    rgb_error, alpha_error = trainer.neutral_error(neutral[picked], step=0)
+    model = trainer.model
+    frames, views = data.image_frame[neutral[picked]], data.image_view[neutral[picked]]
+    with torch.no_grad():
+        means, scales, colors, _ = model.gaussians(model.frame_codes(frames), data.view_codes[views], frames=frames)
+        rgb, alpha = trainer.render(means, scales, colors, views)
+    target_rgb, target_alpha = trainer.targets(data.images[neutral[picked]], views)
+    torch.testing.assert_close(rgb_error, rgb - target_rgb)
+    torch.testing.assert_close(alpha_error, alpha - target_alpha)
+    with torch.no_grad():
+        model.base_colors.add_(1.0)  # the render changes; the kept error does not until it is stale
+    torch.testing.assert_close(trainer.neutral_error(neutral[picked], step=NEUTRAL_REFRESH - 1)[0], rgb_error)
+    assert not torch.allclose(trainer.neutral_error(neutral[picked], step=NEUTRAL_REFRESH)[0], rgb_error)
+    # And the term takes part in a step once the colours have warmed up.
+    assert "change" in trainer.step(3) and trainer.preset.change_weight > 0
 
 
 @pytest.mark.slow

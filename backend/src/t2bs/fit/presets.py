@@ -29,6 +29,10 @@ class FitPreset:
     scale_weight: float = 0.1
     pose_weight: float = 0.1  # head motion is allowed, but must pay for itself in the images
     checkpoint_every: int = 100
+    # Photometric term on the change since frame 0 (trainer.step). It lifts the troll's jaw / smile /
+    # blink / brow from 22 / 24 / 27 / 27% to 28 / 26 / 30 / 36%, but costs a fifth more fit time: off
+    # in preview, whose 5-minute budget on 2 CPU cores it would break (docs/benchmarks.md).
+    change_weight: float = 1.0
     color_warmup: float = 0.15  # fraction of the steps that fit colours on neutral frames only
 
     def to_dict(self) -> dict[str, float]:
@@ -47,6 +51,7 @@ PRESETS: dict[str, FitPreset] = {
         lr_network=5e-3,
         lr_codes=2e-2,
         lr_colors=1e-2,
+        change_weight=0.0,
     ),
     "standard": FitPreset(
         surface_samples=30000,

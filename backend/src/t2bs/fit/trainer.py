@@ -24,6 +24,8 @@ from . import losses
 from .model import ControlDeformation, DeformableGaussians, view_code
 from .presets import FitPreset
 
+# Steps between fresh renders of a frame-0 image for the change term (Trainer.neutral_error).
+NEUTRAL_REFRESH = 50
 # A Gaussian whose normal points this much away from the camera is hidden behind the head.
 BACKFACE_COSINE = 0.35
 
@@ -247,6 +249,17 @@ class Trainer:
         self.last_losses: dict[str, float] = {}
         neutral = torch.isin(data.image_frame.cpu(), torch.tensor([s.first_frame for s in data.sequences]))
         self.neutral_images: Tensor = torch.nonzero(neutral).squeeze(1)
+        # For every image, the image of its sequence's frame 0 seen by the same camera.
+        first_of_frame = torch.empty(data.frame_count, dtype=torch.long)
+        for span in data.sequences:
+            first_of_frame[span.first_frame : span.first_frame + span.frame_count] = span.first_frame
+        key = data.image_frame.cpu() * len(data.camera_names) + data.image_view.cpu()
+        lookup = torch.full((int(key.max()) + 1,), -1, dtype=torch.long)
+        lookup[key] = torch.arange(len(key))
+        neutral_key = first_of_frame[data.image_frame.cpu()] * len(data.camera_names) + data.image_view.cpu()
+        self.neutral_of: Tensor = lookup[neutral_key].to(data.images.device)
+        self._neutral_errors: dict[int, tuple[Tensor, Tensor]] = {}
+        self._neutral_step: dict[int, int] = {}
 
     # -- one step ---------------------------------------------------------------------------------
 
@@ -314,6 +327,15 @@ class Trainer:
         terms["photo"] = losses.photometric(rgb, target_rgb, p.ssim_weight)
         if data.has_mask:
             terms["mask"] = p.mask_weight * (alpha - target_alpha).abs().mean()
+        if deformation is not None and p.change_weight > 0:
+            # The change since frame 0 of the same video: whatever the splats get wrong in every frame
+            # alike (a blurred silhouette, baked shading, colour drift) cancels, and what is left is the
+            # expression, which the geometry must then explain.
+            rgb_error, alpha_error = self.neutral_error(self.neutral_of[picked], step)
+            terms["change"] = p.change_weight * losses.photometric(rgb, target_rgb + rgb_error, p.ssim_weight)
+            if data.has_mask:
+                change_mask = (alpha - target_alpha - alpha_error).abs().mean()
+                terms["change"] = terms["change"] + p.change_weight * p.mask_weight * change_mask
         terms["refine"] = p.refine_weight * ((colors - torch.sigmoid(model.base_colors)[None]) ** 2).mean()
         if deformation is not None:
             terms.update(self.geometry_terms(means, deformation, codes, frames))
@@ -329,6 +351,31 @@ class Trainer:
         result["total"] = float(total.detach())
         result["psnr"] = float(losses.psnr(rgb.detach(), target_rgb))
         return result
+
+    @torch.no_grad()
+    def neutral_error(self, neutral: Tensor, step: int) -> tuple[Tensor, Tensor]:
+        """Render minus video at frame 0 for the images `neutral` [B]: [B, H, W, 3] and [B, H, W, 1].
+
+        The error changes slowly (appearance and frame 0's deformation settle early), so each is kept
+        and rendered again only every `NEUTRAL_REFRESH` steps: a fresh render per step would cost a
+        third more time.
+        """
+        data, model = self.data, self.model
+        wanted = [int(i) for i in neutral.tolist()]
+        stale = sorted({i for i in wanted if step - self._neutral_step.get(i, -NEUTRAL_REFRESH) >= NEUTRAL_REFRESH})
+        if stale:
+            index = torch.tensor(stale, device=data.images.device)
+            frames, views = data.image_frame[index], data.image_view[index]
+            means, scales, colors, _ = model.gaussians(model.frame_codes(frames), data.view_codes[views], frames=frames)
+            rgb, alpha = self.render(means, scales, colors, views)
+            target_rgb, target_alpha = self.targets(data.images[index], views)
+            for row, image in enumerate(stale):
+                self._neutral_errors[image] = (rgb[row] - target_rgb[row], alpha[row] - target_alpha[row])
+                self._neutral_step[image] = step
+        return (
+            torch.stack([self._neutral_errors[i][0] for i in wanted]),
+            torch.stack([self._neutral_errors[i][1] for i in wanted]),
+        )
 
     def geometry_terms(
         self, means: Tensor, deformation: ControlDeformation, codes: Tensor, frames: Tensor
