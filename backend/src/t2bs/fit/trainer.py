@@ -357,8 +357,7 @@ class Trainer:
         """Render minus video at frame 0 for the images `neutral` [B]: [B, H, W, 3] and [B, H, W, 1].
 
         The error changes slowly (appearance and frame 0's deformation settle early), so each is kept
-        and rendered again only every `NEUTRAL_REFRESH` steps: a fresh render per step would cost a
-        third more time.
+        and rendered again only every `NEUTRAL_REFRESH` steps instead of at every step.
         """
         data, model = self.data, self.model
         wanted = [int(i) for i in neutral.tolist()]
