@@ -247,8 +247,6 @@ class Trainer:
         spacing = torch.cdist(model.controls[:64], model.controls).topk(2, largest=False).values[:, 1].median()
         self.control_spacing = float(spacing)
         self.last_losses: dict[str, float] = {}
-        neutral = torch.isin(data.image_frame.cpu(), torch.tensor([s.first_frame for s in data.sequences]))
-        self.neutral_images: Tensor = torch.nonzero(neutral).squeeze(1)
         # For every image, the image of its sequence's frame 0 seen by the same camera.
         first_of_frame = torch.empty(data.frame_count, dtype=torch.long)
         for span in data.sequences:
@@ -257,7 +255,10 @@ class Trainer:
         lookup = torch.full((int(key.max()) + 1,), -1, dtype=torch.long)
         lookup[key] = torch.arange(len(key))
         neutral_key = first_of_frame[data.image_frame.cpu()] * len(data.camera_names) + data.image_view.cpu()
-        self.neutral_of: Tensor = lookup[neutral_key].to(data.images.device)
+        neutral_of = lookup[neutral_key]
+        self.neutral_of: Tensor = neutral_of.to(data.images.device)
+        # The frame-0 images themselves: what the colour warm-up draws from.
+        self.neutral_images: Tensor = torch.nonzero(neutral_of == torch.arange(len(key))).squeeze(1)
         self._neutral_errors: dict[int, tuple[Tensor, Tensor]] = {}
         self._neutral_step: dict[int, int] = {}
 
