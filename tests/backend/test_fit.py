@@ -19,13 +19,15 @@ import torch
 from t2bs.bundle import Bundle, read_registered
 from t2bs.capture import CaptureWriter, look_at_camera, read_capture
 from t2bs.errors import Cancelled, InputError
-from t2bs.fit.model import DeformableGaussians, axis_angle_to_matrix
+from t2bs.fit.model import DeformableGaussians, axis_angle_to_matrix, normal_quaternions
 from t2bs.fit.presets import PRESETS
 from t2bs.fit.scaffold import build_scaffold
-from t2bs.fit.trainer import NonFiniteLoss, Trainer, load_fit_data
+from t2bs.fit.trainer import NonFiniteLoss, Trainer, load_fit_data, register_sequence
 from t2bs.mesh_io import load_head_mesh
+from t2bs.meshrender import vertex_normals
 from t2bs.pipelines import start_run
 from t2bs.progress import CancelToken
+from t2bs.render.torch_rasterizer import quat_to_rotmat
 from t2bs.stages.fit import sparse_laplacian
 from t2bs.testing.ict_fixture import IctFixture, make_ict_capture
 from tests.conftest import ICT_HEAD
@@ -110,6 +112,13 @@ def test_gaussians_ply_is_in_the_3dgs_layout(fitted: Path, ict: IctFixture) -> N
     # The first Gaussians are the mesh vertices, written in the asset file's coordinates.
     np.testing.assert_allclose(table[: asset.vertex_count, :3], asset.source_vertices(), atol=1e-3)
     assert np.isfinite(table).all()
+    # Flat Gaussians lying in the surface: the thin axis is the third, along the vertex normal.
+    assert (table[:, 12] < table[:, 10] - 1.0).all() and np.allclose(table[:, 10], table[:, 11])
+    q = table[: asset.vertex_count, 13:17] / np.linalg.norm(table[: asset.vertex_count, 13:17], axis=1, keepdims=True)
+    w, x, y, z = q.T
+    thin_axis = np.stack([2 * (x * z + w * y), 2 * (y * z - w * x), 1 - 2 * (x * x + y * y)], axis=1)
+    normals = vertex_normals(asset.source_vertices(), asset.faces)
+    assert np.median(np.abs((thin_axis * normals).sum(1))) > 0.999
 
 
 def test_cli_fit_rejects_a_capture_with_one_frame(ict: IctFixture, tmp_path: Path) -> None:
@@ -222,9 +231,51 @@ def test_rotation_helper_and_identity_start(ict: IctFixture) -> None:
     model = trainer.model
     frames = torch.arange(model.frame_count)
     views = trainer.data.view_codes[torch.zeros_like(frames)]
-    means, _scales, _, _ = model.gaussians(model.frame_codes(frames), views)
+    gaussians, _ = model.gaussians(model.frame_codes(frames), views)
     # Before any step the deformation is the identity: every frame is the static head.
-    torch.testing.assert_close(means, model.static_means.expand_as(means), atol=1e-6, rtol=0)
+    torch.testing.assert_close(gaussians.means, model.static_means.expand_as(gaussians.means), atol=1e-6, rtol=0)
+
+
+def test_normal_quaternions_turn_local_z_onto_the_normals() -> None:
+    normals = torch.nn.functional.normalize(torch.randn(200, 3), dim=-1)
+    normals[0] = torch.tensor([0.0, 0.0, -1.0])  # straight down has no shortest arc of its own
+    normals[1] = torch.tensor([0.0, 0.0, 1.0])
+    turned = quat_to_rotmat(normal_quaternions(normals))[..., 2]
+    torch.testing.assert_close(turned, normals, atol=1e-5, rtol=0)
+
+
+def test_neutral_frames_and_the_rest_field_never_reach_the_registration(ict: IctFixture) -> None:
+    model = _small_trainer(ict, steps=1).model
+    lengths = [3, 3]
+    with torch.no_grad():
+        # A shared rest field (what matches the splats to the video's neutral head) and ramps that a
+        # fit might push away from 0 at frame 0 must not move any registered frame.
+        model.rest_offsets.normal_(0.0, 0.05)
+        model.frame_ramps.fill_(3.0)
+        model.sequence_offsets.normal_(0.0, 0.05)
+    firsts = torch.tensor([0, lengths[0]])
+    assert (model.ramps(firsts) == 0).all() and (model.ramps(firsts + 1) == 3.0).all()
+    frames = torch.arange(lengths[0])
+    registered = register_sequence(model, frames, torch.zeros(5))
+    static = model.static_means[: model.vertex_count]
+    torch.testing.assert_close(registered[0], static)
+    # Frame 0 (ramp 0) carries the rest field alone; later frames differ from it by the ramped field.
+    with torch.no_grad():
+        model.rest_offsets.zero_()
+    torch.testing.assert_close(register_sequence(model, frames, torch.zeros(5)), registered, atol=1e-5, rtol=0)
+    assert (registered[1:] - static).abs().max() > 1e-3
+
+
+def test_shading_starts_as_none_and_follows_the_turned_normal(ict: IctFixture) -> None:
+    model = _small_trainer(ict, steps=1).model
+    frames = torch.zeros(1, dtype=torch.long)
+    gaussians, _ = model.gaussians(model.frame_codes(frames), torch.zeros(1, 5), frames=frames)
+    torch.testing.assert_close(gaussians.shaded[0], torch.sigmoid(model.base_colors))
+    with torch.no_grad():
+        model.shading.copy_(torch.tensor([0.5, 0.0, 0.0, 0.5]))  # lit from +Z
+    lit, _ = model.gaussians(model.frame_codes(frames), torch.zeros(1, 5), frames=frames, deform=False)
+    expected = torch.sigmoid(model.base_colors) * (0.5 + 0.5 * model.normals[:, 2:3]).clamp_min(0)
+    torch.testing.assert_close(lit.shaded[0], expected)
 
 
 def test_change_term_compares_with_frame_0_of_the_same_video(ict: IctFixture) -> None:
@@ -248,8 +299,8 @@ def test_change_term_compares_with_frame_0_of_the_same_video(ict: IctFixture) ->
     model = trainer.model
     frames, views = data.image_frame[neutral[picked]], data.image_view[neutral[picked]]
     with torch.no_grad():
-        means, scales, colors, _ = model.gaussians(model.frame_codes(frames), data.view_codes[views], frames=frames)
-        rgb, alpha = trainer.render(means, scales, colors, views)
+        gaussians, _ = model.gaussians(model.frame_codes(frames), data.view_codes[views], frames=frames)
+        rgb, alpha = trainer.render(gaussians, views)
     target_rgb, target_alpha = trainer.targets(data.images[neutral[picked]], views)
     torch.testing.assert_close(rgb_error, rgb - target_rgb)
     torch.testing.assert_close(alpha_error, alpha - target_alpha)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -18,6 +19,11 @@ from torch import Tensor, nn
 from .scaffold import Scaffold
 
 VIEW_CODE_DIM = 5
+# Thickness of a Gaussian along its surface normal, as a fraction of its size along the surface.
+# Round Gaussians on the surface stick out by their radius and widen the silhouette by a few percent;
+# the fit then shrinks the neutral head to match the video, and that shrink (larger than most
+# expressions) has to be repeated by the deformation in every frame.
+FLATNESS = 0.1
 
 
 def view_code(azimuth_deg: Tensor, elevation_deg: Tensor, distance: Tensor) -> Tensor:
@@ -69,6 +75,30 @@ def _skin_matrix(index: np.ndarray, weight: np.ndarray, controls: int) -> Tensor
     return torch.sparse_coo_tensor(indices, values, (len(index), controls), check_invariants=False).coalesce()
 
 
+def normal_quaternions(normals: Tensor) -> Tensor:
+    """[..., 3] unit normals -> [..., 4] (w, x, y, z) shortest-arc rotations taking +Z onto them."""
+    x, y, z = normals.unbind(-1)
+    # The arc from +Z to n: axis z x n = (-y, x, 0), and w = 1 + z . n before normalising; straight
+    # down (-Z) has no unique axis, so any half turn about X serves.
+    w = 1.0 + z
+    flipped = w < 1e-6
+    quats = torch.stack([w, -y, x, torch.zeros_like(x)], -1)
+    half_turn = torch.tensor([0.0, 1.0, 0.0, 0.0], dtype=normals.dtype, device=normals.device)
+    quats = torch.where(flipped[..., None], half_turn, quats)
+    return quats / quats.norm(dim=-1, keepdim=True)
+
+
+@dataclass
+class GaussianBatch:
+    """Rasterizer-ready Gaussians of a batch of B images (normalised frame)."""
+
+    means: Tensor  # [B, N, 3]
+    quats: Tensor  # [B, N, 4] (w, x, y, z), each one's local +Z along its surface normal
+    scales: Tensor  # [B, N, 3] standard deviations along the local axes (flat along local Z)
+    colors: Tensor  # [B, N, 3] in 0..1
+    shaded: Tensor  # [B, N, 3] the colours before the refine MLP's drift correction
+
+
 class ControlDeformation:
     """Per-control rigid transforms and scales for a batch: what the field outputs."""
 
@@ -107,6 +137,7 @@ class DeformableGaussians(nn.Module):
     skin: Tensor
     vertex_skin: Tensor
     frame_sequence: Tensor
+    frame_moves: Tensor
     control_features: Tensor
     gaussian_features: Tensor
 
@@ -121,8 +152,10 @@ class DeformableGaussians(nn.Module):
         pe_frequencies: int = 6,
         refine_hidden: int = 32,
         refine_frequencies: int = 2,
+        flatness: float = FLATNESS,
     ) -> None:
         super().__init__()
+        self.flatness = flatness
         self.pe_frequencies = pe_frequencies
         self.refine_frequencies = refine_frequencies
         self.register_buffer("static_means", torch.from_numpy(scaffold.means))
@@ -156,6 +189,14 @@ class DeformableGaussians(nn.Module):
         # so a large act (an opening jaw) is reached in a short fit, where per-frame offsets, each
         # seen in a few steps only, fall short.
         self.sequence_offsets = nn.Parameter(torch.zeros(len(lengths), len(scaffold.controls), 3))
+        # One offset field shared by every frame, frame 0 included: what the splats need to match the
+        # video's neutral head (a silhouette a little narrower than the splats' own) is then learned
+        # once, here, and registration (which subtracts frame 0) never sees it. Without it, that
+        # shrink is carried by the ramped and per-frame fields and bends their time course.
+        self.rest_offsets = nn.Parameter(torch.zeros(len(scaffold.controls), 3))
+        first = torch.zeros(sum(lengths))
+        first[torch.cumsum(torch.tensor([0, *lengths[:-1]]), 0)] = 1.0
+        self.register_buffer("frame_moves", 1.0 - first)
         self.register_buffer(
             "frame_sequence", torch.repeat_interleave(torch.arange(len(lengths)), torch.tensor(lengths))
         )
@@ -164,6 +205,11 @@ class DeformableGaussians(nn.Module):
         # head match the video's silhouette, which otherwise pushes non-neutral frames to move.
         self.base_log_scales = nn.Parameter(torch.zeros(len(scaffold.means)))
         self.base_opacity_logits = nn.Parameter(torch.full((len(scaffold.means),), 3.0))
+        # Diffuse shading as first-order spherical harmonics of the (moved) surface normal: constant
+        # and linear terms, one grey light fixed to the head. A jaw or a cheek that turns changes its
+        # brightness; without a term that knows the normal turned, that change pulls on the geometry.
+        # Starts as no shading at all (1 everywhere): the base colours hold whatever the video shows.
+        self.shading = nn.Parameter(torch.tensor([1.0, 0.0, 0.0, 0.0]))
         control_features = 3 + 6 * pe_frequencies
         self.deform = _mlp(control_features + code_dim + VIEW_CODE_DIM, hidden, layers, 7)
         self.head_pose = _mlp(code_dim + VIEW_CODE_DIM, 64, 2, 6)
@@ -176,10 +222,14 @@ class DeformableGaussians(nn.Module):
     def frame_count(self) -> int:
         return int(self.frame_residuals.shape[0])
 
+    def ramps(self, frames: Tensor) -> Tensor:
+        """[B] frame indices -> [B] expression ramps; 0 at every sequence's frame 0, which is neutral."""
+        return self.frame_ramps[frames] * self.frame_moves[frames]
+
     def frame_codes(self, frames: Tensor) -> Tensor:
         """[B] frame indices -> [B, D] expression/time codes."""
         direction = self.sequence_directions[self.frame_sequence[frames]]
-        return self.frame_ramps[frames, None] * direction + self.frame_residuals[frames]
+        return self.ramps(frames)[:, None] * direction + self.frame_residuals[frames]
 
     # -- deformation -------------------------------------------------------------------------------
 
@@ -198,9 +248,9 @@ class DeformableGaussians(nn.Module):
         out = self.deform(inputs)
         # Output scaling keeps the early steps gentle; translations in normalised units.
         rotation = axis_angle_to_matrix(out[..., :3] * 0.5)
-        translation = out[..., 3:6] * 0.05
+        translation = out[..., 3:6] * 0.05 + self.rest_offsets
         if frames is not None:
-            ramp = self.frame_ramps[frames, None, None]
+            ramp = self.ramps(frames)[:, None, None]
             translation = (
                 translation + ramp * self.sequence_offsets[self.frame_sequence[frames]] + self.frame_offsets[frames]
             )
@@ -210,11 +260,14 @@ class DeformableGaussians(nn.Module):
         global_translation = pose[:, 3:] * 0.05
         return ControlDeformation(rotation, translation, log_scale, global_rotation, global_translation)
 
-    def deform_points(self, deformation: ControlDeformation, skin: Tensor, points: Tensor) -> tuple[Tensor, Tensor]:
+    def deform_points(
+        self, deformation: ControlDeformation, skin: Tensor, points: Tensor, normals: Tensor | None = None
+    ) -> tuple[Tensor, Tensor, Tensor | None]:
         """Linear blend skinning of `points` [P, 3] with the sparse skinning matrix `skin` [P, C].
 
         Returns:
-            positions [B, P, 3] and scale factors [B, P].
+            positions [B, P, 3], scale factors [B, P], and with `normals` [P, 3] the moved unit normals
+            [B, P, 3] (else None).
         """
         rot, trans = deformation.rotation, deformation.translation
         batch, controls = rot.shape[:2]
@@ -228,31 +281,41 @@ class DeformableGaussians(nn.Module):
         moved = (a @ points[None, ..., None]).squeeze(-1) + blended[..., 9:12]
         moved = (deformation.global_rotation[:, None] @ moved[..., None]).squeeze(-1)
         moved = moved + deformation.global_translation[:, None]
-        return moved, blended[..., 12]
+        moved_normals = None
+        if normals is not None:
+            # The blended linear part is near a rotation times a scale, so it carries normals as well.
+            turned = (deformation.global_rotation[:, None] @ a @ normals[None, ..., None]).squeeze(-1)
+            moved_normals = turned / turned.norm(dim=-1, keepdim=True).clamp_min(1e-12)
+        return moved, blended[..., 12], moved_normals
 
     def gaussians(
         self, codes: Tensor, views: Tensor, *, frames: Tensor | None = None, deform: bool = True
-    ) -> tuple[Tensor, Tensor, Tensor, ControlDeformation | None]:
+    ) -> tuple[GaussianBatch, ControlDeformation | None]:
         """Gaussians for a batch; with `deform=False` the static ones (only colours are conditioned).
 
         Returns:
-            means [B, N, 3], scales [B, N], colors [B, N, 3] in 0..1, and the control deformation.
+            the batch's Gaussians, and the control deformation (None with `deform=False`).
         """
         batch, count = codes.shape[0], self.static_means.shape[0]
         deformation: ControlDeformation | None = None
         if deform:
             deformation = self.control_deformation(codes, views, frames)
-            means, scale_factor = self.deform_points(deformation, self.skin, self.static_means)
-            scales = self.static_scales[None] * torch.exp(self.base_log_scales)[None] * scale_factor
+            means, scale_factor, normals = self.deform_points(deformation, self.skin, self.static_means, self.normals)
+            assert normals is not None
+            sizes = self.static_scales[None] * torch.exp(self.base_log_scales)[None] * scale_factor
         else:
             means = self.static_means[None].expand(batch, -1, -1)
-            scales = (self.static_scales * torch.exp(self.base_log_scales))[None].expand(batch, -1)
+            normals = self.normals[None].expand(batch, -1, -1)
+            sizes = (self.static_scales * torch.exp(self.base_log_scales))[None].expand(batch, -1)
+        thickness = torch.tensor([1.0, 1.0, self.flatness], dtype=sizes.dtype, device=sizes.device)
+        scales = sizes[..., None] * thickness
         condition = torch.cat([codes, views], -1)[:, None].expand(-1, count, -1)
         refine = self.refine(torch.cat([self.gaussian_features.expand(batch, -1, -1), condition], -1))
         # Colour drift is modelled as a per-Gaussian gain and offset around the learned base colour.
-        base = torch.sigmoid(self.base_colors)[None]
+        shade = (self.shading[0] + normals @ self.shading[1:]).clamp_min(0.0)
+        base = torch.sigmoid(self.base_colors)[None] * shade[..., None]
         colors = base * (1.0 + 0.3 * torch.tanh(refine[..., :3])) + 0.2 * torch.tanh(refine[..., 3:])
-        return means, scales, colors, deformation
+        return GaussianBatch(means, normal_quaternions(normals), scales, colors, base), deformation
 
     def opacities(self) -> Tensor:
         """[N] static opacities in 0..1."""
@@ -261,5 +324,5 @@ class DeformableGaussians(nn.Module):
     def vertices(self, codes: Tensor, views: Tensor, frames: Tensor | None = None) -> Tensor:
         """Deformed mesh vertices [B, V, 3] (normalised frame): registration's output."""
         deformation = self.control_deformation(codes, views, frames)
-        moved, _ = self.deform_points(deformation, self.vertex_skin, self.static_means[: self.vertex_count])
+        moved, _, _ = self.deform_points(deformation, self.vertex_skin, self.static_means[: self.vertex_count])
         return moved

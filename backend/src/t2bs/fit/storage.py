@@ -46,6 +46,8 @@ LEARNED_TENSORS = (
     "frame_residuals",
     "frame_offsets",
     "sequence_offsets",
+    "rest_offsets",
+    "shading",
     "base_colors",
     "base_log_scales",
     "base_opacity_logits",
@@ -107,17 +109,23 @@ def read_fit_json(path: Path) -> dict[str, Any]:
 
 
 def write_gaussians_ply(
-    path: Path, means: np.ndarray, scales: np.ndarray, colors: np.ndarray, opacities: np.ndarray, mesh: HeadMesh
+    path: Path,
+    means: np.ndarray,
+    quats: np.ndarray,
+    scales: np.ndarray,
+    colors: np.ndarray,
+    opacities: np.ndarray,
+    mesh: HeadMesh,
 ) -> None:
     """The neutral Gaussians in the 3DGS PLY layout (what common splat viewers open).
 
-    means [N, 3] and scales [N] in the normalised frame, colors [N, 3] and opacities [N] in 0..1;
-    written in the asset file's coordinates.
+    means [N, 3], quats [N, 4] (w, x, y, z) and scales [N, 3] in the normalised frame, colors [N, 3]
+    and opacities [N] in 0..1; written in the asset file's coordinates.
     """
     points = mesh.to_source_points(means).astype(np.float32)
     log_scale = np.log(np.maximum(scales * mesh.source_scale, 1e-12)).astype(np.float32)
-    rotation = mesh.to_source[:3, :3] / mesh.source_scale
-    quat = _matrix_to_quaternion(rotation)  # isotropic Gaussians: any rotation; keep the frame's
+    frame = _matrix_to_quaternion(mesh.to_source[:3, :3] / mesh.source_scale)
+    quat = _quaternion_product(frame, quats / np.linalg.norm(quats, axis=1, keepdims=True))
     fields = [
         "x",
         "y",
@@ -143,13 +151,28 @@ def write_gaussians_ply(
     data[:, 6:9] = (np.clip(colors, 0, 1) - 0.5) / SH_C0
     clipped = np.clip(opacities, 1e-6, 1 - 1e-6)
     data[:, 9] = np.log(clipped / (1 - clipped))
-    data[:, 10:13] = log_scale[:, None]
+    data[:, 10:13] = log_scale
     data[:, 13:17] = quat
     header = "ply\nformat binary_little_endian 1.0\n" + f"element vertex {count}\n"
     header += "".join(f"property float {name}\n" for name in fields) + "end_header\n"
     with atomic_open(path, "wb") as handle:
         handle.write(header.encode("ascii"))
         handle.write(data.astype("<f4").tobytes())
+
+
+def _quaternion_product(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Hamilton product of (w, x, y, z) quaternions a [4] and b [N, 4]: the rotation b, then a."""
+    w1, x1, y1, z1 = a
+    w2, x2, y2, z2 = b.T
+    return np.stack(
+        [
+            w1 * w2 - x1 * x2 - y1 * y2 - z1 * z2,
+            w1 * x2 + x1 * w2 + y1 * z2 - z1 * y2,
+            w1 * y2 - x1 * z2 + y1 * w2 + z1 * x2,
+            w1 * z2 + x1 * y2 - y1 * x2 + z1 * w2,
+        ],
+        axis=1,
+    ).astype(np.float32)
 
 
 def _matrix_to_quaternion(r: np.ndarray) -> np.ndarray:

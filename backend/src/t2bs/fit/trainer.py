@@ -21,7 +21,7 @@ from ..errors import InputError, StageError
 from ..mesh_io import HeadMesh
 from ..render import rasterize
 from . import losses
-from .model import ControlDeformation, DeformableGaussians, view_code
+from .model import ControlDeformation, DeformableGaussians, GaussianBatch, view_code
 from .presets import FitPreset
 
 # Steps between fresh renders of a frame-0 image for the change term (Trainer.neutral_error).
@@ -228,9 +228,11 @@ class Trainer:
         self.backend = backend
         self.generator = torch.Generator(device="cpu").manual_seed(seed)
         codes = [model.sequence_directions, model.frame_ramps, model.frame_residuals]
-        offsets = [model.frame_offsets, model.sequence_offsets]
-        appearance = [model.base_colors, model.base_log_scales, model.base_opacity_logits]
-        grouped = {id(p) for p in codes + appearance + offsets}
+        offsets = [model.sequence_offsets, model.rest_offsets]
+        if preset.frame_offsets:
+            offsets.append(model.frame_offsets)
+        appearance = [model.base_colors, model.base_log_scales, model.base_opacity_logits, model.shading]
+        grouped = {id(p) for p in codes + appearance + offsets} | {id(model.frame_offsets)}
         network = [p for p in model.parameters() if id(p) not in grouped]
         self.optimizer = torch.optim.Adam(
             [
@@ -264,9 +266,10 @@ class Trainer:
 
     # -- one step ---------------------------------------------------------------------------------
 
-    def render(self, means: Tensor, scales: Tensor, colors: Tensor, views: Tensor) -> tuple[Tensor, Tensor]:
+    def render(self, gaussians: GaussianBatch, views: Tensor) -> tuple[Tensor, Tensor]:
         """Render a batch at cameras `views` [B]; Gaussians facing away are dropped first."""
         data = self.data
+        means = gaussians.means
         batch = means.shape[0]
         to_camera = self.model.static_means[None] - data.camera_centers[views][:, None]
         facing = (self.model.normals[None] * to_camera).sum(-1) / to_camera.norm(dim=-1).clamp_min(1e-9)
@@ -281,17 +284,14 @@ class Trainer:
             index = order.reshape(batch, width_n, *([1] * (t.dim() - 2))).expand(-1, -1, *t.shape[2:])
             return torch.gather(t, 1, index)
 
-        m, s, c = take(means), take(scales), take(colors)
         o = take(self.model.opacities()[None].expand(batch, -1))
         opacity = torch.where(valid, o, torch.zeros((), dtype=means.dtype))
-        quats = torch.zeros(batch, width_n, 4, dtype=means.dtype, device=means.device)
-        quats[..., 0] = 1.0
         out = rasterize(
-            m,
-            quats,
-            s[..., None].expand(-1, -1, 3),
+            take(means),
+            take(gaussians.quats),
+            take(gaussians.scales),
             opacity,
-            c,
+            take(gaussians.colors),
             data.viewmats[views],
             data.Ks[views],
             data.width,
@@ -320,8 +320,9 @@ class Trainer:
         codes = model.frame_codes(frames)
         view_codes = data.view_codes[views]
         # Colours first: rendered appearance (lighting, drift) must not be explained by moving geometry.
-        means, scales, colors, deformation = model.gaussians(codes, view_codes, frames=frames, deform=not warmup)
-        rgb, alpha = self.render(means, scales, colors, views)
+        gaussians, deformation = model.gaussians(codes, view_codes, frames=frames, deform=not warmup)
+        rgb, alpha = self.render(gaussians, views)
+        means = gaussians.means
         target_rgb, target_alpha = self.targets(data.images[picked], views)
 
         terms: dict[str, Tensor] = {}
@@ -337,7 +338,7 @@ class Trainer:
             if data.has_mask:
                 change_mask = (alpha - target_alpha - alpha_error).abs().mean()
                 terms["change"] = terms["change"] + p.change_weight * p.mask_weight * change_mask
-        terms["refine"] = p.refine_weight * ((colors - torch.sigmoid(model.base_colors)[None]) ** 2).mean()
+        terms["refine"] = p.refine_weight * ((gaussians.colors - gaussians.shaded) ** 2).mean()
         if deformation is not None:
             terms.update(self.geometry_terms(means, deformation, codes, frames))
 
@@ -366,8 +367,8 @@ class Trainer:
         if stale:
             index = torch.tensor(stale, device=data.images.device)
             frames, views = data.image_frame[index], data.image_view[index]
-            means, scales, colors, _ = model.gaussians(model.frame_codes(frames), data.view_codes[views], frames=frames)
-            rgb, alpha = self.render(means, scales, colors, views)
+            gaussians, _ = model.gaussians(model.frame_codes(frames), data.view_codes[views], frames=frames)
+            rgb, alpha = self.render(gaussians, views)
             target_rgb, target_alpha = self.targets(data.images[index], views)
             for row, image in enumerate(stale):
                 self._neutral_errors[image] = (rgb[row] - target_rgb[row], alpha[row] - target_alpha[row])
@@ -492,8 +493,8 @@ class Trainer:
         for start in range(0, len(data.images), batch):
             picked = torch.arange(start, min(start + batch, len(data.images)), device=data.images.device)
             frames, views = data.image_frame[picked], data.image_view[picked]
-            means, scales, colors, _ = model.gaussians(model.frame_codes(frames), data.view_codes[views], frames=frames)
-            rgb, _ = self.render(means, scales, colors, views)
+            gaussians, _ = model.gaussians(model.frame_codes(frames), data.view_codes[views], frames=frames)
+            rgb, _ = self.render(gaussians, views)
             target, _ = self.targets(data.images[picked], views)
             mse = ((rgb - target) ** 2).mean(dim=(1, 2, 3))
             for frame, value in zip(frames.tolist(), mse.tolist(), strict=True):

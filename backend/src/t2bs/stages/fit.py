@@ -124,10 +124,19 @@ class FitStage(Stage):
             },
         )
         with torch.no_grad():
-            colors = torch.sigmoid(model.base_colors).cpu().numpy()
-            scales = (model.static_scales * torch.exp(model.base_log_scales)).cpu().numpy()
+            # The neutral head as the frontal video shows it: shaded, without the per-image drift.
+            first = torch.tensor([data.sequences[0].first_frame], device=device)
+            neutral, _ = model.gaussians(model.frame_codes(first), data.canonical_view[None], deform=False)
             opacities = model.opacities().cpu().numpy()
-        write_gaussians_ply(ctx.output(GAUSSIANS_PLY), scaffold.means, scales, colors, opacities, mesh)
+        write_gaussians_ply(
+            ctx.output(GAUSSIANS_PLY),
+            scaffold.means,
+            neutral.quats[0].cpu().numpy(),
+            neutral.scales[0].cpu().numpy(),
+            neutral.shaded[0].clamp(0, 1).cpu().numpy(),
+            opacities,
+            mesh,
+        )
         ctx.record_provider(
             name="deformable-gaussians", preset=preset_name, device=str(device), rasterizer=trainer.backend
         )
