@@ -19,10 +19,10 @@ from torch import Tensor, nn
 from .scaffold import Scaffold
 
 VIEW_CODE_DIM = 5
-# Thickness of a Gaussian along its surface normal, as a fraction of its size along the surface.
-# Round Gaussians on the surface stick out by their radius and widen the silhouette by a few percent;
-# the fit then shrinks the neutral head to match the video, and that shrink (larger than most
-# expressions) has to be repeated by the deformation in every frame.
+# Thickness of a Gaussian along its surface normal, as a fraction of its size along the surface:
+# a surface of splats, not a shell of balls sticking out by their radius. (It narrows the splats'
+# silhouette excess over the mesh's only from 7% to 6%; the rest field in DeformableGaussians takes
+# the remainder.)
 FLATNESS = 0.1
 
 
