@@ -229,6 +229,8 @@ class Trainer:
         self.generator = torch.Generator(device="cpu").manual_seed(seed)
         codes = [model.sequence_directions, model.frame_ramps, model.frame_residuals]
         offsets = [model.sequence_offsets, model.rest_offsets]
+        # Unused per-frame offsets stay at zero and get no gradient computed at all.
+        model.frame_offsets.requires_grad_(preset.frame_offsets)
         if preset.frame_offsets:
             offsets.append(model.frame_offsets)
         appearance = [model.base_colors, model.base_log_scales, model.base_opacity_logits, model.shading]
