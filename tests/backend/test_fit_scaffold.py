@@ -43,7 +43,12 @@ def test_scaffold_puts_vertices_first_and_skins_along_the_surface() -> None:
     crossing = (control_sheet[scaffold.skin_index[: mesh.vertex_count]] != vertex_sheet[:, None]) & used
     assert not crossing.any()
     assert set(control_sheet) == {0, 1}
-    assert scaffold.control_neighbors.shape == (40, 6)
+    # The as-rigid-as-possible term ties each control only to controls of its own sheet (an eyelid is
+    # not held rigid to the eyeball beneath it), and never to itself.
+    neighbors = scaffold.control_neighbors
+    assert neighbors.shape == (40, 6)
+    assert (control_sheet[neighbors] == control_sheet[:, None]).all()
+    assert (neighbors != np.arange(40)[:, None]).all()
 
 
 def test_ssim_of_identical_images_is_one() -> None:

@@ -7,6 +7,7 @@ straight off the deformed Gaussians.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import numpy as np
@@ -120,40 +121,57 @@ def uniform_laplacian(vertices: np.ndarray, faces: np.ndarray) -> sp.csr_matrix:
     return (sp.identity(len(vertices), dtype=np.float32, format="csr") - inverse @ adjacency).tocsr()
 
 
+def _geodesic_from_controls(
+    graph: sp.csr_matrix, control_vertices: np.ndarray, radius: float, chunk: int = 128
+) -> Iterator[tuple[int, np.ndarray]]:
+    """Surface distances from the controls, a chunk of controls at a time: (first control, [chunk, V]).
+
+    Distances beyond `radius` are inf; the search stops there, which keeps it cheap on a dense mesh.
+    """
+    for start in range(0, len(control_vertices), chunk):
+        yield start, dijkstra(graph, indices=control_vertices[start : start + chunk], limit=radius)
+
+
 def geodesic_skinning(
-    vertices: np.ndarray, faces: np.ndarray, control_vertices: np.ndarray, k: int, spacing: float
-) -> tuple[np.ndarray, np.ndarray]:
-    """The k nearest controls of every vertex along the surface, with smooth weights.
+    vertices: np.ndarray,
+    faces: np.ndarray,
+    control_vertices: np.ndarray,
+    k: int,
+    spacing: float,
+    arap_neighbors: int,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The k nearest controls of every vertex along the surface, with smooth weights; and each control's
+    nearest controls along the surface, for the as-rigid-as-possible term.
 
     Distances run along mesh edges, so the upper lip is not skinned to lower-lip controls when the
-    mouth is closed, as Euclidean nearest neighbours would do. Vertices that reach fewer than k
-    controls within the search radius (small separate parts such as eyeballs or teeth) are filled in
-    with Euclidean neighbours.
+    mouth is closed, as Euclidean nearest neighbours would do, and an eyelid is not held rigid to the
+    eyeball beneath it. Vertices and controls that reach too few controls within the search radius
+    (small separate parts such as eyeballs or teeth) are filled in with Euclidean neighbours.
 
     Returns:
-        index [V, k] int64 into `control_vertices`' order, weight [V, k] float32 rows summing to 1.
+        index [V, k] int64 into `control_vertices`' order, weight [V, k] float32 rows summing to 1,
+        neighbors [C, arap_neighbors] int64 control indices (never the control itself).
     """
-    v_count = len(vertices)
+    v_count, c_count = len(vertices), len(control_vertices)
     graph = mesh_edge_graph(vertices, faces)
     radius = 4.0 * spacing
     best_d = np.full((v_count, k), np.inf)
     best_i = np.zeros((v_count, k), np.int64)
-    chunk = 128
-    for start in range(0, len(control_vertices), chunk):
-        sources = control_vertices[start : start + chunk]
-        dist = dijkstra(graph, indices=sources, limit=radius)  # [chunk, V]
+    between = np.full((c_count, c_count), np.inf, np.float32)  # surface distance control -> control
+    for start, dist in _geodesic_from_controls(graph, control_vertices, radius):
+        between[start : start + len(dist)] = dist[:, control_vertices]
         merged_d = np.concatenate([best_d, dist.T], axis=1)
         merged_i = np.concatenate(
-            [best_i, np.broadcast_to(np.arange(start, start + len(sources)), (v_count, len(sources)))], axis=1
+            [best_i, np.broadcast_to(np.arange(start, start + len(dist)), (v_count, len(dist)))], axis=1
         )
         order = np.argsort(merged_d, axis=1)[:, :k]
         best_d = np.take_along_axis(merged_d, order, axis=1)
         best_i = np.take_along_axis(merged_i, order, axis=1)
     # Vertices that reached no control along the surface (a small separate part) use Euclidean ones;
     # those that reached a few keep only those, with zero weight on the rest.
+    tree = cKDTree(vertices[control_vertices])
     missing = ~np.isfinite(best_d).any(axis=1)
     if missing.any():
-        tree = cKDTree(vertices[control_vertices])
         d, i = tree.query(vertices[missing], k=k)
         best_d[missing], best_i[missing] = d, i
     sigma = spacing
@@ -165,7 +183,20 @@ def geodesic_skinning(
     weight[degenerate] = 0.0
     weight[degenerate, 0] = 1.0
     best_i[~np.isfinite(best_d)] = best_i[:, :1].repeat(k, axis=1)[~np.isfinite(best_d)]
-    return best_i, weight.astype(np.float32)
+
+    j = min(arap_neighbors, c_count - 1)
+    np.fill_diagonal(between, np.inf)
+    neighbors = np.argsort(between, axis=1, kind="stable")[:, :j]
+    # A control with fewer than j others within reach along the surface (a part with few controls)
+    # takes the rest from its Euclidean neighbours.
+    short = ~np.isfinite(np.take_along_axis(between, neighbors, axis=1))
+    if short.any():
+        _, euclidean = tree.query(vertices[control_vertices], k=min(c_count, j + 1))
+        for row in np.flatnonzero(short.any(axis=1)):
+            reached = [int(c) for c, s in zip(neighbors[row], short[row], strict=True) if not s]
+            extra = [int(c) for c in euclidean[row] if c != row and c not in reached]
+            neighbors[row] = (reached + extra)[:j]
+    return best_i, weight.astype(np.float32), neighbors.astype(np.int64)
 
 
 def build_scaffold(
@@ -208,12 +239,12 @@ def build_scaffold(
     tri = vertices[mesh.faces]
     area = 0.5 * np.linalg.norm(np.cross(tri[:, 1] - tri[:, 0], tri[:, 2] - tri[:, 0]), axis=1).sum()
     control_spacing = float(np.sqrt(area / len(controls)))
-    v_index, v_weight = geodesic_skinning(vertices, mesh.faces, control_vertices, k, control_spacing)
+    v_index, v_weight, neighbors = geodesic_skinning(
+        vertices, mesh.faces, control_vertices, k, control_spacing, arap_neighbors
+    )
     skin_index = np.concatenate([v_index, v_index[nearest]])
     skin_weight = np.concatenate([v_weight, v_weight[nearest]])
 
-    j = min(arap_neighbors + 1, len(controls))
-    _, neighbors = cKDTree(controls).query(controls, k=j)
     return Scaffold(
         means=means,
         normals=normals,
@@ -223,6 +254,6 @@ def build_scaffold(
         controls=controls.astype(np.float32),
         skin_index=skin_index.astype(np.int64),
         skin_weight=skin_weight.astype(np.float32),
-        control_neighbors=np.asarray(neighbors, np.int64)[:, 1:],
+        control_neighbors=neighbors,
         laplacian=uniform_laplacian(mesh.vertices, mesh.faces),
     )
