@@ -51,6 +51,20 @@ def test_scaffold_puts_vertices_first_and_skins_along_the_surface() -> None:
     assert (neighbors != np.arange(40)[:, None]).all()
 
 
+def test_skinning_keeps_the_edge_between_moving_and_still_skin_sharp() -> None:
+    # Half of a sheet's controls move by 1, the rest stay: an eyelid under a still brow. Vertices more
+    # than one control spacing from the edge must follow their own side, not a blur of both.
+    mesh = two_sheets()
+    scaffold = build_scaffold(mesh, surface_samples=300, control_count=40, seed=1)
+    moving = (scaffold.controls[:, 0] > 0).astype(np.float64)
+    v = mesh.vertex_count
+    followed = (scaffold.skin_weight[:v] * moving[scaffold.skin_index[:v]]).sum(axis=1)
+    x = mesh.vertices[:, 0]
+    spacing = np.sqrt(2.0 / 40)  # two unit sheets, 40 controls
+    away = np.abs(x) > spacing
+    assert np.abs(followed - (x > 0))[away].mean() < 0.02
+
+
 def test_ssim_of_identical_images_is_one() -> None:
     import torch
 
