@@ -6,27 +6,30 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from .sparse import SparseMatrix
 
-def _gaussian_window(size: int, sigma: float, channels: int, device: torch.device, dtype: torch.dtype) -> Tensor:
+
+def _gaussian_taps(size: int, sigma: float, device: torch.device, dtype: torch.dtype) -> Tensor:
     coords = torch.arange(size, device=device, dtype=dtype) - (size - 1) / 2
     g = torch.exp(-(coords**2) / (2 * sigma**2))
-    g = g / g.sum()
-    return (g[:, None] * g[None, :]).expand(channels, 1, size, size).contiguous()
+    return g / g.sum()
 
 
 def ssim(a: Tensor, b: Tensor, window: int = 11, sigma: float = 1.5) -> Tensor:
     """Mean structural similarity of [B, H, W, C] images (Wang et al. 2004, Gaussian window)."""
     x, y = a.permute(0, 3, 1, 2), b.permute(0, 3, 1, 2)
     channels = x.shape[1]
-    w = _gaussian_window(window, sigma, channels, x.device, x.dtype)
-
-    def blur(t: Tensor) -> Tensor:
-        return F.conv2d(t, w, padding=window // 2, groups=channels)
-
-    mu_x, mu_y = blur(x), blur(y)
-    sxx = blur(x * x) - mu_x**2
-    syy = blur(y * y) - mu_y**2
-    sxy = blur(x * y) - mu_x * mu_y
+    # The five local means in one pass, and the Gaussian window as a row then a column filter: the
+    # same sums as five 2D convolutions at a fraction of the cost.
+    stack = torch.cat([x, y, x * x, y * y, x * y], 1)
+    taps = _gaussian_taps(window, sigma, x.device, x.dtype)
+    count = stack.shape[1]
+    rows = F.conv2d(stack, taps.view(1, 1, 1, -1).expand(count, 1, 1, window), padding=(0, window // 2), groups=count)
+    means = F.conv2d(rows, taps.view(1, 1, -1, 1).expand(count, 1, window, 1), padding=(window // 2, 0), groups=count)
+    mu_x, mu_y, exx, eyy, exy = means.split(channels, 1)
+    sxx = exx - mu_x**2
+    syy = eyy - mu_y**2
+    sxy = exy - mu_x * mu_y
     c1, c2 = 0.01**2, 0.03**2
     value = ((2 * mu_x * mu_y + c1) * (2 * sxy + c2)) / ((mu_x**2 + mu_y**2 + c1) * (sxx + syy + c2))
     return value.mean()
@@ -45,11 +48,11 @@ def psnr(rendered: Tensor, target: Tensor) -> Tensor:
     return -10.0 * torch.log10(mse)
 
 
-def laplacian_loss(laplacian: Tensor, deformed: Tensor, static_delta: Tensor) -> Tensor:
-    """Keep the mesh's local shape: ||L x' - L x||^2. laplacian sparse [V, V], deformed [B, V, 3]."""
+def laplacian_loss(laplacian: SparseMatrix, deformed: Tensor, static_delta: Tensor) -> Tensor:
+    """Keep the mesh's local shape: ||L x' - L x||^2. laplacian [V, V], deformed [B, V, 3]."""
     batch = deformed.shape[0]
     stacked = deformed.permute(1, 0, 2).reshape(deformed.shape[1], batch * 3)
-    delta = torch.sparse.mm(laplacian, stacked).reshape(-1, batch, 3).permute(1, 0, 2)
+    delta = (laplacian @ stacked).reshape(-1, batch, 3).permute(1, 0, 2)
     return ((delta - static_delta[None]) ** 2).sum(-1).mean()
 
 

@@ -14,9 +14,11 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 
 from .scaffold import Scaffold
+from .sparse import csr_from_triplets, sparse_product, transposed_csr
 
 VIEW_CODE_DIM = 5
 # Thickness of a Gaussian along its surface normal, as a fraction of its size along the surface:
@@ -67,12 +69,25 @@ def _mlp(inputs: int, hidden: int, layers: int, outputs: int) -> nn.Sequential:
     return nn.Sequential(*modules)
 
 
+def _conditioned(mlp: nn.Sequential, point_features: Tensor, condition: Tensor) -> Tensor:
+    """`mlp` on every (item, point) pair: [P, F] point features, [B, D] conditions -> [B, P, outputs].
+
+    Same result as the MLP on the [B, P, F + D] concatenation, but its first (linear) layer is split:
+    the point part is computed once for all items and the condition part once per item. On the CPU
+    that removes about 40% of the colour-refine MLP's cost, which runs on every Gaussian.
+    """
+    first = mlp[0]
+    assert isinstance(first, nn.Linear)
+    split = point_features.shape[-1]
+    per_point = point_features @ first.weight[:, :split].t()  # [P, H]
+    per_item = F.linear(condition, first.weight[:, split:], first.bias)  # [B, H]
+    return mlp[1:](per_point[None] + per_item[:, None])
+
+
 def _skin_matrix(index: np.ndarray, weight: np.ndarray, controls: int) -> Tensor:
     """Sparse [P, C] matrix with row p holding point p's skinning weights."""
     rows = np.repeat(np.arange(len(index)), index.shape[1])
-    indices = torch.from_numpy(np.stack([rows, index.reshape(-1)]).astype(np.int64))
-    values = torch.from_numpy(weight.reshape(-1).astype(np.float32))
-    return torch.sparse_coo_tensor(indices, values, (len(index), controls), check_invariants=False).coalesce()
+    return csr_from_triplets(rows, index.reshape(-1), weight.reshape(-1), (len(index), controls))
 
 
 def normal_quaternions(normals: Tensor) -> Tensor:
@@ -135,6 +150,7 @@ class DeformableGaussians(nn.Module):
     controls: Tensor
     control_neighbors: Tensor
     skin: Tensor
+    skin_transposed: Tensor
     vertex_skin: Tensor
     frame_sequence: Tensor
     frame_moves: Tensor
@@ -164,9 +180,9 @@ class DeformableGaussians(nn.Module):
         self.register_buffer("controls", torch.from_numpy(scaffold.controls))
         self.register_buffer("control_neighbors", torch.from_numpy(scaffold.control_neighbors))
         self.vertex_count = scaffold.vertex_count
-        self.register_buffer(
-            "skin", _skin_matrix(scaffold.skin_index, scaffold.skin_weight, len(scaffold.controls)), persistent=False
-        )
+        skin = _skin_matrix(scaffold.skin_index, scaffold.skin_weight, len(scaffold.controls))
+        self.register_buffer("skin", skin, persistent=False)
+        self.register_buffer("skin_transposed", transposed_csr(skin), persistent=False)
         self.register_buffer(
             "vertex_skin",
             _skin_matrix(
@@ -240,12 +256,8 @@ class DeformableGaussians(nn.Module):
         gives the smooth, shared part of the motion and learns slowly; the offsets let every frame take
         what its images show within a short fit, kept in check by the geometry and temporal terms.
         """
-        batch, controls = codes.shape[0], self.controls.shape[0]
         condition = torch.cat([codes, views], -1)
-        inputs = torch.cat(
-            [self.control_features.expand(batch, -1, -1), condition[:, None].expand(-1, controls, -1)], -1
-        )
-        out = self.deform(inputs)
+        out = _conditioned(self.deform, self.control_features, condition)
         # Output scaling keeps the early steps gentle; translations in normalised units.
         rotation = axis_angle_to_matrix(out[..., :3] * 0.5)
         translation = out[..., 3:6] * 0.05 + self.rest_offsets
@@ -261,9 +273,16 @@ class DeformableGaussians(nn.Module):
         return ControlDeformation(rotation, translation, log_scale, global_rotation, global_translation)
 
     def deform_points(
-        self, deformation: ControlDeformation, skin: Tensor, points: Tensor, normals: Tensor | None = None
+        self,
+        deformation: ControlDeformation,
+        skin: Tensor,
+        points: Tensor,
+        normals: Tensor | None = None,
+        skin_transposed: Tensor | None = None,
     ) -> tuple[Tensor, Tensor, Tensor | None]:
-        """Linear blend skinning of `points` [P, 3] with the sparse skinning matrix `skin` [P, C].
+        """Linear blend skinning of `points` [P, 3] with the sparse (CSR) skinning matrix `skin` [P, C].
+
+        With `skin_transposed` (its transpose, [C, P]) the backward pass uses it instead of building it.
 
         Returns:
             positions [B, P, 3], scale factors [B, P], and with `normals` [P, 3] the moved unit normals
@@ -275,16 +294,20 @@ class DeformableGaussians(nn.Module):
         # one sparse product is far cheaper than gathering K transforms per point.
         offset = self.controls + trans - (rot @ self.controls[None, ..., None]).squeeze(-1)
         affine = torch.cat([rot.reshape(batch, controls, 9), offset, torch.exp(deformation.log_scale)[..., None]], -1)
-        blended = torch.sparse.mm(skin, affine.permute(1, 0, 2).reshape(controls, batch * 13))
+        stacked = affine.permute(1, 0, 2).reshape(controls, batch * 13)
+        blended = skin @ stacked if skin_transposed is None else sparse_product(skin, skin_transposed, stacked)
         blended = blended.reshape(-1, batch, 13).permute(1, 0, 2)  # [B, P, 13]
         a = blended[..., :9].reshape(batch, -1, 3, 3)
-        moved = (a @ points[None, ..., None]).squeeze(-1) + blended[..., 9:12]
-        moved = (deformation.global_rotation[:, None] @ moved[..., None]).squeeze(-1)
+        # The blended linear part is near a rotation times a scale, so it carries normals as well;
+        # point and normal go through one batched product (far cheaper than [B, P] 3x3 matmuls).
+        columns = points[..., None] if normals is None else torch.stack([points, normals], -1)  # [P, 3, k]
+        carried = torch.einsum("bpij,pjk->bpik", a, columns)
+        global_rotation_t = deformation.global_rotation.transpose(1, 2)
+        moved = (carried[..., 0] + blended[..., 9:12]) @ global_rotation_t
         moved = moved + deformation.global_translation[:, None]
         moved_normals = None
         if normals is not None:
-            # The blended linear part is near a rotation times a scale, so it carries normals as well.
-            turned = (deformation.global_rotation[:, None] @ a @ normals[None, ..., None]).squeeze(-1)
+            turned = carried[..., 1] @ global_rotation_t
             moved_normals = turned / turned.norm(dim=-1, keepdim=True).clamp_min(1e-12)
         return moved, blended[..., 12], moved_normals
 
@@ -296,11 +319,13 @@ class DeformableGaussians(nn.Module):
         Returns:
             the batch's Gaussians, and the control deformation (None with `deform=False`).
         """
-        batch, count = codes.shape[0], self.static_means.shape[0]
+        batch = codes.shape[0]
         deformation: ControlDeformation | None = None
         if deform:
             deformation = self.control_deformation(codes, views, frames)
-            means, scale_factor, normals = self.deform_points(deformation, self.skin, self.static_means, self.normals)
+            means, scale_factor, normals = self.deform_points(
+                deformation, self.skin, self.static_means, self.normals, self.skin_transposed
+            )
             assert normals is not None
             sizes = self.static_scales[None] * torch.exp(self.base_log_scales)[None] * scale_factor
         else:
@@ -309,8 +334,7 @@ class DeformableGaussians(nn.Module):
             sizes = (self.static_scales * torch.exp(self.base_log_scales))[None].expand(batch, -1)
         thickness = torch.tensor([1.0, 1.0, self.flatness], dtype=sizes.dtype, device=sizes.device)
         scales = sizes[..., None] * thickness
-        condition = torch.cat([codes, views], -1)[:, None].expand(-1, count, -1)
-        refine = self.refine(torch.cat([self.gaussian_features.expand(batch, -1, -1), condition], -1))
+        refine = _conditioned(self.refine, self.gaussian_features, torch.cat([codes, views], -1))
         # Colour drift is modelled as a per-Gaussian gain and offset around the learned base colour.
         shade = (self.shading[0] + normals @ self.shading[1:]).clamp_min(0.0)
         base = torch.sigmoid(self.base_colors)[None] * shade[..., None]

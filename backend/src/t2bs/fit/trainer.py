@@ -23,6 +23,7 @@ from ..render import rasterize
 from . import losses
 from .model import ControlDeformation, DeformableGaussians, GaussianBatch, view_code
 from .presets import FitPreset
+from .sparse import SparseMatrix
 
 # Steps between fresh renders of a frame-0 image for the change term (Trainer.neutral_error).
 NEUTRAL_REFRESH = 50
@@ -217,7 +218,7 @@ class Trainer:
         data: FitData,
         preset: FitPreset,
         *,
-        laplacian: Tensor,
+        laplacian: SparseMatrix,
         seed: int = 0,
         backend: str = "auto",
     ) -> None:
@@ -247,7 +248,7 @@ class Trainer:
         self.base_lrs = [group["lr"] for group in self.optimizer.param_groups]
         v = model.vertex_count
         static = model.static_means[:v]
-        self.static_delta = torch.sparse.mm(laplacian, static)
+        self.static_delta = laplacian @ static
         spacing = torch.cdist(model.controls[:64], model.controls).topk(2, largest=False).values[:, 1].median()
         self.control_spacing = float(spacing)
         self.last_losses: dict[str, float] = {}

@@ -5,7 +5,6 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
-import numpy as np
 import torch
 
 from ..bundle import CAPTURE_DIR
@@ -14,6 +13,7 @@ from ..errors import InputError
 from ..fit.model import DeformableGaussians
 from ..fit.presets import PRESETS
 from ..fit.scaffold import build_scaffold
+from ..fit.sparse import SparseMatrix
 from ..fit.storage import (
     FIT_JSON,
     GAUSSIANS_PLY,
@@ -42,11 +42,8 @@ def resolve_device(name: str) -> torch.device:
     return torch.device(name)
 
 
-def sparse_laplacian(matrix: Any, device: torch.device) -> torch.Tensor:
-    coo = matrix.tocoo()
-    indices = torch.from_numpy(np.vstack([coo.row, coo.col]).astype(np.int64))
-    values = torch.from_numpy(coo.data.astype(np.float32))
-    return torch.sparse_coo_tensor(indices, values, coo.shape, device=device, check_invariants=False).coalesce()
+def sparse_laplacian(matrix: Any, device: torch.device) -> SparseMatrix:
+    return SparseMatrix.from_scipy(matrix, device)
 
 
 class FitStage(Stage):

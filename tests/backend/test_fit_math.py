@@ -1,0 +1,76 @@
+"""The fit's fast building blocks give the same numbers as their plain definitions."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from t2bs.fit import losses
+from t2bs.fit.model import _conditioned, _mlp
+from t2bs.fit.sparse import SparseMatrix, csr_from_triplets, transposed_csr
+
+
+def _random_sparse(rows: int, cols: int, per_row: int, seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    r = np.repeat(np.arange(rows), per_row)
+    c = rng.integers(0, cols, size=rows * per_row)  # duplicates in a row must add up
+    return r, c, rng.normal(size=rows * per_row).astype(np.float32)
+
+
+def test_sparse_product_matches_the_dense_product_and_its_gradient() -> None:
+    r, c, v = _random_sparse(300, 40, 6, seed=0)
+    dense_matrix = torch.zeros(300, 40)
+    dense_matrix.index_put_((torch.from_numpy(r), torch.from_numpy(c)), torch.from_numpy(v), accumulate=True)
+    sparse = SparseMatrix(csr_from_triplets(r, c, v, (300, 40)))
+    assert torch.allclose(sparse.transposed.to_dense(), dense_matrix.t())
+    assert torch.allclose(transposed_csr(sparse.transposed).to_dense(), dense_matrix)
+
+    x = torch.randn(40, 7, requires_grad=True)
+    weights = torch.randn(300, 7)
+    (sparse @ x * weights).sum().backward()
+    assert x.grad is not None
+    got_grad = x.grad.clone()
+    x.grad = None
+    (dense_matrix @ x * weights).sum().backward()
+    assert torch.allclose(sparse @ x, dense_matrix @ x, atol=1e-5)
+    assert torch.allclose(got_grad, x.grad, atol=1e-5)
+
+
+def test_split_first_layer_equals_the_mlp_on_concatenated_inputs() -> None:
+    torch.manual_seed(0)
+    mlp = _mlp(15 + 9, 16, 2, 6)
+    for module in mlp:
+        if isinstance(module, nn.Linear):  # _mlp zeroes its last layer; give it something to pass on
+            nn.init.normal_(module.weight, std=0.3)
+            nn.init.normal_(module.bias, std=0.3)
+    points, condition = torch.randn(50, 15), torch.randn(3, 9)
+    full = mlp(torch.cat([points.expand(3, -1, -1), condition[:, None].expand(-1, 50, -1)], -1))
+    assert torch.allclose(_conditioned(mlp, points, condition), full, atol=1e-5)
+
+
+def _ssim_2d_window(a: torch.Tensor, b: torch.Tensor, window: int = 11, sigma: float = 1.5) -> torch.Tensor:
+    """SSIM with the textbook 2D Gaussian window and five separate blurs (the reference)."""
+    x, y = a.permute(0, 3, 1, 2), b.permute(0, 3, 1, 2)
+    channels = x.shape[1]
+    coords = torch.arange(window, dtype=x.dtype) - (window - 1) / 2
+    g = torch.exp(-(coords**2) / (2 * sigma**2))
+    g = g / g.sum()
+    w = (g[:, None] * g[None, :]).expand(channels, 1, window, window)
+
+    def blur(t: torch.Tensor) -> torch.Tensor:
+        return F.conv2d(t, w, padding=window // 2, groups=channels)
+
+    mu_x, mu_y = blur(x), blur(y)
+    sxx, syy, sxy = blur(x * x) - mu_x**2, blur(y * y) - mu_y**2, blur(x * y) - mu_x * mu_y
+    c1, c2 = 0.01**2, 0.03**2
+    return (((2 * mu_x * mu_y + c1) * (2 * sxy + c2)) / ((mu_x**2 + mu_y**2 + c1) * (sxx + syy + c2))).mean()
+
+
+def test_separable_ssim_equals_the_2d_window_ssim() -> None:
+    generator = torch.Generator().manual_seed(1)
+    a = torch.rand(2, 32, 24, 3, generator=generator)
+    b = (a + 0.1 * torch.randn(2, 32, 24, 3, generator=generator)).clamp(0, 1)
+    assert torch.allclose(losses.ssim(a, b), _ssim_2d_window(a, b), atol=1e-6)
+    assert torch.allclose(losses.ssim(a, a), torch.tensor(1.0), atol=1e-6)
