@@ -74,3 +74,32 @@ def test_separable_ssim_equals_the_2d_window_ssim() -> None:
     b = (a + 0.1 * torch.randn(2, 32, 24, 3, generator=generator)).clamp(0, 1)
     assert torch.allclose(losses.ssim(a, b), _ssim_2d_window(a, b), atol=1e-6)
     assert torch.allclose(losses.ssim(a, a), torch.tensor(1.0), atol=1e-6)
+
+
+def _turn(angle: float) -> torch.Tensor:
+    c, s = np.cos(angle), np.sin(angle)
+    return torch.tensor([[c, -s, 0.0], [s, c, 0.0], [0.0, 0.0, 1.0]], dtype=torch.float32)
+
+
+def test_arap_lets_a_neighbourhood_turn_but_not_stretch() -> None:
+    generator = torch.Generator().manual_seed(2)
+    controls = torch.randn(40, 3, generator=generator)
+    neighbors = torch.cdist(controls, controls).topk(6, largest=False).indices[:, 1:]
+    turn = _turn(0.3)
+    turned = (controls @ turn.t() - controls)[None].requires_grad_(True)  # a rigid turn as translations
+    identity = torch.eye(3).expand(1, 40, 3, 3)
+
+    edge = controls[neighbors] - controls[:, None]
+    moved = edge[None] + turned[:, neighbors] - turned[:, :, None]
+    assert torch.allclose(losses.best_fit_rotations(edge, moved.detach()), turn.expand(1, 40, 3, 3), atol=1e-4)
+
+    # The field's rotations lag behind (identity): the turn itself must not be pulled back.
+    loss = losses.arap_loss(controls, neighbors, identity, turned, spacing=1.0)
+    loss.backward()
+    assert turned.grad is not None and turned.grad.abs().max() < 1e-4
+    # ...while the lagging rotation is drawn towards the turn.
+    assert loss > 0.1
+    assert losses.arap_loss(controls, neighbors, turn.expand(1, 40, 3, 3), turned.detach(), spacing=1.0) < 1e-8
+
+    stretched = (0.1 * controls)[None]
+    assert losses.arap_loss(controls, neighbors, identity, stretched, spacing=1.0) > 1e-3

@@ -56,15 +56,37 @@ def laplacian_loss(laplacian: SparseMatrix, deformed: Tensor, static_delta: Tens
     return ((delta - static_delta[None]) ** 2).sum(-1).mean()
 
 
-def arap_loss(controls: Tensor, neighbors: Tensor, rotation: Tensor, translation: Tensor) -> Tensor:
-    """As-rigid-as-possible between controls: each control's transform should carry its neighbours.
+def best_fit_rotations(edge: Tensor, moved: Tensor) -> Tensor:
+    """Per control, the rotation that best turns its rest edges onto the moved ones (Kabsch).
 
-    controls [C, 3], neighbors [C, J], rotation [B, C, 3, 3], translation [B, C, 3].
+    edge [C, J, 3], moved [B, C, J, 3] -> [B, C, 3, 3], proper rotations (det +1).
+    """
+    covariance = torch.einsum("cjx,bcjy->bcyx", edge, moved)  # sum_j moved_j edge_j^T
+    u, _, vh = torch.linalg.svd(covariance)
+    sign = torch.ones_like(u[..., 0])
+    sign[..., 2] = torch.det(u @ vh)
+    return u @ torch.diag_embed(sign) @ vh
+
+
+def arap_loss(controls: Tensor, neighbors: Tensor, rotation: Tensor, translation: Tensor, spacing: float) -> Tensor:
+    """As-rigid-as-possible between controls: each control's neighbourhood may turn, not stretch.
+
+    Each control's moved edges are compared with the best rotation of its rest edges (the classic ARAP
+    energy), so a region that turns as a whole (an opening jaw, a bulging cheek) pays nothing and only
+    stretch and shear cost. The field's own rotations, which the skinning applies, are tied to that
+    best fit. (Comparing with the field's rotations instead made this a membrane on the translations
+    wherever those rotations had not been learned, which held back motion in depth and jaws.)
+
+    controls [C, 3], neighbors [C, J], rotation [B, C, 3, 3], translation [B, C, 3]; stretch is
+    measured in units of `spacing` (the controls' typical distance).
     """
     edge = controls[neighbors] - controls[:, None]  # [C, J, 3]
-    predicted = (rotation[:, :, None] @ edge[None, ..., None]).squeeze(-1)  # [B, C, J, 3]
-    actual = edge[None] + translation[:, neighbors] - translation[:, :, None]
-    return ((predicted - actual) ** 2).sum(-1).mean()
+    moved = edge[None] + translation[:, neighbors] - translation[:, :, None]  # [B, C, J, 3]
+    # The best fit is a minimum over rotations: the energy's gradient does not flow through it.
+    best = best_fit_rotations(edge, moved.detach())
+    predicted = torch.einsum("bcxy,cjy->bcjx", best, edge)
+    stretch = ((predicted - moved) ** 2).sum(-1).mean() / spacing**2
+    return stretch + ((rotation - best) ** 2).sum((-1, -2)).mean()
 
 
 def identity_loss(rotation: Tensor, translation: Tensor, global_rotation: Tensor, global_translation: Tensor) -> Tensor:

@@ -393,10 +393,8 @@ class Trainer:
             * losses.laplacian_loss(self.laplacian, means[:, :v], self.static_delta)
             / (spacing2 * 1e-2)
         )
-        terms["arap"] = (
-            p.arap_weight
-            * losses.arap_loss(model.controls, model.control_neighbors, deformation.rotation, deformation.translation)
-            / spacing2
+        terms["arap"] = p.arap_weight * losses.arap_loss(
+            model.controls, model.control_neighbors, deformation.rotation, deformation.translation, self.control_spacing
         )
         # The view-dependent part: the same frame seen from the canonical view should deform alike.
         canonical = model.control_deformation(codes, data.canonical_view.expand(len(codes), -1), frames)
