@@ -103,3 +103,12 @@ def test_arap_lets_a_neighbourhood_turn_but_not_stretch() -> None:
 
     stretched = (0.1 * controls)[None]
     assert losses.arap_loss(controls, neighbors, identity, stretched, spacing=1.0) > 1e-3
+
+
+def test_arap_of_a_diverged_field_is_not_finite_and_does_not_raise() -> None:
+    controls = torch.randn(20, 3, generator=torch.Generator().manual_seed(3))
+    neighbors = torch.cdist(controls, controls).topk(5, largest=False).indices[:, 1:]
+    translation = torch.zeros(1, 20, 3)
+    translation[0, 4] = float("nan")
+    loss = losses.arap_loss(controls, neighbors, torch.eye(3).expand(1, 20, 3, 3), translation, spacing=1.0)
+    assert not torch.isfinite(loss)

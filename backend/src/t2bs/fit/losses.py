@@ -62,6 +62,9 @@ def best_fit_rotations(edge: Tensor, moved: Tensor) -> Tensor:
     edge [C, J, 3], moved [B, C, J, 3] -> [B, C, 3, 3], proper rotations (det +1).
     """
     covariance = torch.einsum("cjx,bcjy->bcyx", edge, moved)  # sum_j moved_j edge_j^T
+    # A diverged fit must reach the trainer's non-finite-loss check, not fail inside the SVD: the
+    # energy stays non-finite through `moved`, whatever rotation is fitted here.
+    covariance = torch.nan_to_num(covariance, nan=0.0, posinf=0.0, neginf=0.0)
     u, _, vh = torch.linalg.svd(covariance)
     sign = torch.ones_like(u[..., 0])
     sign[..., 2] = torch.det(u @ vh)
