@@ -69,9 +69,5 @@ class SparseMatrix:
         coo = matrix.tocoo()
         return cls(csr_from_triplets(coo.row, coo.col, coo.data, coo.shape).to(device))
 
-    @property
-    def shape(self) -> tuple[int, int]:
-        return int(self.matrix.shape[0]), int(self.matrix.shape[1])
-
     def __matmul__(self, dense: Tensor) -> Tensor:
         return sparse_product(self.matrix, self.transposed, dense)
