@@ -278,6 +278,26 @@ def test_shading_starts_as_none_and_follows_the_turned_normal(ict: IctFixture) -
     torch.testing.assert_close(lit.shaded[0], expected)
 
 
+def test_shading_follows_the_moved_surface_not_the_static_one(ict: IctFixture) -> None:
+    # The offset fields translate controls without turning them; the skin must still turn (and
+    # darken) where the surface bends, or shading changes in the videos pull on the geometry.
+    trainer = _small_trainer(ict, steps=1)
+    model = trainer.model
+    frames = torch.ones(1, dtype=torch.long)  # a moving frame of the first sequence
+    with torch.no_grad():
+        model.shading.copy_(torch.tensor([0.5, 0.0, 0.0, 0.5]))  # lit from +Z
+        model.frame_ramps.fill_(1.0)
+        model.sequence_offsets[0, :, 2] = 0.5 * model.controls[:, 1]  # a shear: z += 0.5 y
+        moved, _ = model.gaussians(model.frame_codes(frames), torch.zeros(1, 5), frames=frames)
+    v = model.vertex_count
+    faces = load_head_mesh(ict.asset).faces
+    bent = torch.from_numpy(vertex_normals(moved.means[0, :v].numpy(), faces))
+    base = torch.sigmoid(model.base_colors[:v])
+    torch.testing.assert_close(moved.shaded[0, :v], base * (0.5 + 0.5 * bent[:, 2:3]).clamp_min(0), atol=1e-4, rtol=0)
+    turned = torch.acos((bent * model.normals[:v]).sum(-1).clamp(-1, 1))
+    assert turned.median() > 0.1  # radians: the shear did turn the surface
+
+
 def test_change_term_compares_with_frame_0_of_the_same_video(ict: IctFixture) -> None:
     from t2bs.fit.trainer import NEUTRAL_REFRESH
 

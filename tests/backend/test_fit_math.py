@@ -8,8 +8,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from t2bs.fit import losses
-from t2bs.fit.model import _conditioned, _mlp
+from t2bs.fit.model import SurfaceNormals, _conditioned, _mlp
 from t2bs.fit.sparse import SparseMatrix, csr_from_triplets, transposed_csr
+from t2bs.meshrender import vertex_normals
 
 
 def _random_sparse(rows: int, cols: int, per_row: int, seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -112,3 +113,37 @@ def test_arap_of_a_diverged_field_is_not_finite_and_does_not_raise() -> None:
     translation[0, 4] = float("nan")
     loss = losses.arap_loss(controls, neighbors, torch.eye(3).expand(1, 20, 3, 3), translation, spacing=1.0)
     assert not torch.isfinite(loss)
+
+
+def test_surface_normals_follow_the_moved_mesh() -> None:
+    import trimesh
+
+    sphere = trimesh.creation.icosphere(subdivisions=2)
+    vertices = np.asarray(sphere.vertices, np.float32) * np.array([1.0, 0.7, 1.3], np.float32)
+    faces = np.asarray(sphere.faces, np.int64)
+    rng = np.random.default_rng(0)
+    # Gaussians: every vertex, then points inside random triangles.
+    picked = rng.integers(0, len(faces), 50)
+    bary = rng.dirichlet(np.ones(3), 50).astype(np.float32)
+    corners = np.concatenate([np.repeat(np.arange(len(vertices))[:, None], 3, 1), faces[picked]])
+    weights = np.concatenate([np.eye(1, 3, dtype=np.float32).repeat(len(vertices), 0), bary])
+    normals = SurfaceNormals(faces, len(vertices), corners, weights)
+
+    def expected(points: np.ndarray) -> np.ndarray:
+        unit = vertex_normals(points, faces)
+        blended = np.einsum("nk,nkd->nd", weights, unit[corners])
+        return blended / np.linalg.norm(blended, axis=1, keepdims=True)
+
+    # A bent copy (one side pushed out) and a turned copy of the mesh, in one batch.
+    bent = vertices + 0.3 * np.maximum(vertices[:, :1], 0.0) * np.array([0.0, 1.0, 0.0], np.float32)
+    turn = np.array([[0.0, -1.0, 0.0], [1.0, 0.0, 0.0], [0.0, 0.0, 1.0]], np.float32)
+    batch = torch.from_numpy(np.stack([vertices, bent, vertices @ turn.T])).requires_grad_()
+    got = normals(batch)
+    assert got.shape == (3, len(corners), 3)
+    assert np.allclose(got[0].detach().numpy(), expected(vertices), atol=1e-5)
+    assert np.allclose(got[1].detach().numpy(), expected(bent), atol=1e-5)
+    assert np.allclose(got[2].detach().numpy(), expected(vertices) @ turn.T, atol=1e-5)
+    # The bend turns the normals it touches, and the loss reaches the vertices through them.
+    assert (got[1] - got[0]).norm(dim=-1).max() > 0.1
+    (got[1] * torch.tensor([0.0, 1.0, 0.0])).sum().backward()
+    assert batch.grad is not None and torch.isfinite(batch.grad).all() and batch.grad[1].abs().sum() > 0

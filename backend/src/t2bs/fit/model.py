@@ -90,6 +90,61 @@ def _skin_matrix(index: np.ndarray, weight: np.ndarray, controls: int) -> Tensor
     return csr_from_triplets(rows, index.reshape(-1), weight.reshape(-1), (len(index), controls))
 
 
+def _unit(vectors: Tensor) -> Tensor:
+    return vectors / vectors.norm(dim=-1, keepdim=True).clamp_min(1e-12)
+
+
+class SurfaceNormals(nn.Module):
+    """Unit normals of every Gaussian, from the positions of the mesh's vertices.
+
+    Area-weighted vertex normals, blended per Gaussian as in `Scaffold.normal_corners`: at the static
+    mesh this gives the scaffold's own normals. Each step is a constant sparse matrix (edges from
+    vertices, face normals summed into vertices, vertices blended into Gaussians), so the whole
+    thing costs three sparse products and a cross product per batch.
+    """
+
+    edges: Tensor
+    edges_transposed: Tensor
+    to_vertices: Tensor
+    to_vertices_transposed: Tensor
+    to_gaussians: Tensor
+    to_gaussians_transposed: Tensor
+
+    def __init__(self, faces: np.ndarray, vertex_count: int, corners: np.ndarray, weights: np.ndarray) -> None:
+        super().__init__()
+        face_count = len(faces)
+        rows = np.arange(2 * face_count).repeat(2)
+        cols = np.concatenate([faces[:, [1, 0]], faces[:, [2, 0]]]).reshape(-1)
+        signs = np.tile([1.0, -1.0], 2 * face_count)
+        matrices = {
+            # rows f and F + f: the two edges of face f leaving its first corner
+            "edges": csr_from_triplets(rows, cols, signs, (2 * face_count, vertex_count)),
+            "to_vertices": csr_from_triplets(
+                faces.reshape(-1), np.arange(face_count).repeat(3), np.ones(3 * face_count), (vertex_count, face_count)
+            ),
+            "to_gaussians": csr_from_triplets(
+                np.arange(len(corners)).repeat(corners.shape[1]),
+                corners.reshape(-1),
+                weights.reshape(-1),
+                (len(corners), vertex_count),
+            ),
+        }
+        for name, matrix in matrices.items():
+            self.register_buffer(name, matrix, persistent=False)
+            self.register_buffer(f"{name}_transposed", transposed_csr(matrix), persistent=False)
+
+    def forward(self, vertices: Tensor) -> Tensor:
+        """vertices [B, V, 3] -> unit normals [B, N, 3]."""
+        batch, count = vertices.shape[:2]
+        stacked = vertices.permute(1, 0, 2).reshape(count, batch * 3)
+        edges = sparse_product(self.edges, self.edges_transposed, stacked).reshape(2, -1, batch, 3)
+        face_normals = torch.linalg.cross(edges[0], edges[1], dim=-1)
+        summed = sparse_product(self.to_vertices, self.to_vertices_transposed, face_normals.reshape(-1, batch * 3))
+        vertex_normals = _unit(summed.reshape(count, batch, 3)).reshape(count, batch * 3)
+        blended = sparse_product(self.to_gaussians, self.to_gaussians_transposed, vertex_normals)
+        return _unit(blended.reshape(-1, batch, 3)).permute(1, 0, 2)
+
+
 def normal_quaternions(normals: Tensor) -> Tensor:
     """[..., 3] unit normals -> [..., 4] (w, x, y, z) shortest-arc rotations taking +Z onto them."""
     x, y, z = normals.unbind(-1)
@@ -177,6 +232,9 @@ class DeformableGaussians(nn.Module):
         self.register_buffer("static_means", torch.from_numpy(scaffold.means))
         self.register_buffer("static_scales", torch.from_numpy(scaffold.scales))
         self.register_buffer("normals", torch.from_numpy(scaffold.normals))
+        self.surface_normals = SurfaceNormals(
+            scaffold.faces, scaffold.vertex_count, scaffold.normal_corners, scaffold.normal_weights
+        )
         self.register_buffer("controls", torch.from_numpy(scaffold.controls))
         self.register_buffer("control_neighbors", torch.from_numpy(scaffold.control_neighbors))
         self.vertex_count = scaffold.vertex_count
@@ -277,16 +335,14 @@ class DeformableGaussians(nn.Module):
         deformation: ControlDeformation,
         skin: Tensor,
         points: Tensor,
-        normals: Tensor | None = None,
         skin_transposed: Tensor | None = None,
-    ) -> tuple[Tensor, Tensor, Tensor | None]:
+    ) -> tuple[Tensor, Tensor]:
         """Linear blend skinning of `points` [P, 3] with the sparse (CSR) skinning matrix `skin` [P, C].
 
         With `skin_transposed` (its transpose, [C, P]) the backward pass uses it instead of building it.
 
         Returns:
-            positions [B, P, 3], scale factors [B, P], and with `normals` [P, 3] the moved unit normals
-            [B, P, 3] (else None).
+            positions [B, P, 3] and scale factors [B, P].
         """
         rot, trans = deformation.rotation, deformation.translation
         batch, controls = rot.shape[:2]
@@ -298,18 +354,10 @@ class DeformableGaussians(nn.Module):
         blended = skin @ stacked if skin_transposed is None else sparse_product(skin, skin_transposed, stacked)
         blended = blended.reshape(-1, batch, 13).permute(1, 0, 2)  # [B, P, 13]
         a = blended[..., :9].reshape(batch, -1, 3, 3)
-        # The blended linear part is near a rotation times a scale, so it carries normals as well;
-        # point and normal go through one batched product (far cheaper than [B, P] 3x3 matmuls).
-        columns = points[..., None] if normals is None else torch.stack([points, normals], -1)  # [P, 3, k]
-        carried = torch.einsum("bpij,pjk->bpik", a, columns)
-        global_rotation_t = deformation.global_rotation.transpose(1, 2)
-        moved = (carried[..., 0] + blended[..., 9:12]) @ global_rotation_t
-        moved = moved + deformation.global_translation[:, None]
-        moved_normals = None
-        if normals is not None:
-            turned = carried[..., 1] @ global_rotation_t
-            moved_normals = turned / turned.norm(dim=-1, keepdim=True).clamp_min(1e-12)
-        return moved, blended[..., 12], moved_normals
+        # One batched product, far cheaper than [B, P] 3x3 matmuls.
+        carried = torch.einsum("bpij,pj->bpi", a, points)
+        moved = (carried + blended[..., 9:12]) @ deformation.global_rotation.transpose(1, 2)
+        return moved + deformation.global_translation[:, None], blended[..., 12]
 
     def gaussians(
         self, codes: Tensor, views: Tensor, *, frames: Tensor | None = None, deform: bool = True
@@ -323,10 +371,12 @@ class DeformableGaussians(nn.Module):
         deformation: ControlDeformation | None = None
         if deform:
             deformation = self.control_deformation(codes, views, frames)
-            means, scale_factor, normals = self.deform_points(
-                deformation, self.skin, self.static_means, self.normals, self.skin_transposed
-            )
-            assert normals is not None
+            means, scale_factor = self.deform_points(deformation, self.skin, self.static_means, self.skin_transposed)
+            # Normals from the moved surface, not carried by the skinning transforms: the offset
+            # fields move controls without turning them, so carried normals stay put while the
+            # videos show skin turning darker or lighter as it bends (on ICT, a quarter to most of
+            # what changes in the images). Shading and the flat splats' orientation follow the motion.
+            normals = self.surface_normals(means[:, : self.vertex_count])
             sizes = self.static_scales[None] * torch.exp(self.base_log_scales)[None] * scale_factor
         else:
             means = self.static_means[None].expand(batch, -1, -1)
@@ -348,5 +398,5 @@ class DeformableGaussians(nn.Module):
     def vertices(self, codes: Tensor, views: Tensor, frames: Tensor | None = None) -> Tensor:
         """Deformed mesh vertices [B, V, 3] (normalised frame): registration's output."""
         deformation = self.control_deformation(codes, views, frames)
-        moved, _, _ = self.deform_points(deformation, self.vertex_skin, self.static_means[: self.vertex_count])
+        moved, _ = self.deform_points(deformation, self.vertex_skin, self.static_means[: self.vertex_count])
         return moved

@@ -32,7 +32,11 @@ class Scaffold:
 
     Attributes:
         means: [N, 3] float32 static Gaussian centres; the first `vertex_count` are the mesh vertices.
-        normals: [N, 3] float32 unit surface normals (for back-face culling).
+        normals: [N, 3] float32 unit surface normals (for back-face culling and shading).
+        faces: [F, 3] int64 the mesh's triangles, over the first `vertex_count` Gaussians.
+        normal_corners, normal_weights: [N, 3] int64 / float32: each Gaussian's normal is the
+            normalised blend of these vertices' normals (a vertex: itself; a surface sample: its
+            triangle's corners at its barycentric coordinates), so normals follow a deformed mesh.
         colors: [N, 3] float32 linear colours 0..1 from the texture or vertex colours.
         scales: [N] float32 isotropic standard deviations, from nearest-neighbour spacing.
         vertex_count: V, number of mesh vertices at the front of the arrays.
@@ -53,6 +57,9 @@ class Scaffold:
     skin_weight: np.ndarray
     control_neighbors: np.ndarray
     laplacian: sp.csr_matrix
+    faces: np.ndarray
+    normal_corners: np.ndarray
+    normal_weights: np.ndarray
 
     @property
     def count(self) -> int:
@@ -266,4 +273,7 @@ def build_scaffold(
         skin_weight=skin_weight.astype(np.float32),
         control_neighbors=neighbors,
         laplacian=uniform_laplacian(mesh.vertices, mesh.faces),
+        faces=mesh.faces.astype(np.int64),
+        normal_corners=np.concatenate([np.repeat(np.arange(len(vertices))[:, None], 3, 1), corners]).astype(np.int64),
+        normal_weights=np.concatenate([np.eye(1, 3).repeat(len(vertices), 0), bary]).astype(np.float32),
     )

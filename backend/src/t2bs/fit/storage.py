@@ -28,7 +28,7 @@ FIT_JSON = "fit/fit.json"
 SCAFFOLD = "fit/scaffold.safetensors"
 WEIGHTS = "fit/deformation.safetensors"
 GAUSSIANS_PLY = "fit/gaussians.ply"
-FIT_FORMAT_VERSION = 1
+FIT_FORMAT_VERSION = 2  # 2: the scaffold carries the mesh's faces, for normals that follow the surface
 
 _SCAFFOLD_ARRAYS = (
     "means",
@@ -39,6 +39,9 @@ _SCAFFOLD_ARRAYS = (
     "skin_index",
     "skin_weight",
     "control_neighbors",
+    "faces",
+    "normal_corners",
+    "normal_weights",
 )
 LEARNED_TENSORS = (
     "sequence_directions",
@@ -66,6 +69,9 @@ def load_scaffold(path: Path) -> Scaffold:
         arrays = load_numpy(str(path))
     except (OSError, ValueError) as exc:
         raise BundleError(f"{path} cannot be read ({exc}); run the fit again.") from None
+    missing = [name for name in (*_SCAFFOLD_ARRAYS, "vertex_count") if name not in arrays]
+    if missing:
+        raise BundleError(f"{path} lacks {', '.join(missing)}; run the fit again.")
     fields: dict[str, Any] = {name: arrays[name] for name in _SCAFFOLD_ARRAYS}
     return Scaffold(vertex_count=int(arrays["vertex_count"][0]), laplacian=sp.csr_matrix((0, 0)), **fields)
 
