@@ -336,8 +336,8 @@ def test_change_term_compares_with_frame_0_of_the_same_video(ict: IctFixture) ->
 def test_preview_fit_recovers_expression_motion_on_ict(tmp_path: Path) -> None:
     """The CPU quality measurement of issue 3 (preview preset, 3 x 4 views x 9 frames, 128 px).
 
-    The issue's target is 80% of the motion; the fit reaches 62% today (docs/benchmarks.md; the result
-    hardly depends on the seed). This test guards what has been reached, so that a change that makes
+    The issue's target is 80% of the motion; the fit reaches 66% today (docs/benchmarks.md; another
+    capture seed gives 65%). This test guards what has been reached, so that a change that makes
     registration worse fails here.
     """
     from t2bs.testing.ict_fixture import registration_scores
@@ -351,4 +351,4 @@ def test_preview_fit_recovers_expression_motion_on_ict(tmp_path: Path) -> None:
     scores = registration_scores(registered, fixture.truth)
     assert scores["mean_error_over_diagonal"] < 0.001
     assert scores["mean_error_over_diagonal"] < 0.85 * scores["static_error_over_diagonal"]
-    assert scores["motion_recovered"] >= 0.58, scores
+    assert scores["motion_recovered"] >= 0.62, scores
