@@ -231,10 +231,13 @@ class DeformableGaussians(nn.Module):
         self.refine_frequencies = refine_frequencies
         self.register_buffer("static_means", torch.from_numpy(scaffold.means))
         self.register_buffer("static_scales", torch.from_numpy(scaffold.scales))
-        self.register_buffer("normals", torch.from_numpy(scaffold.normals))
         self.surface_normals = SurfaceNormals(
             scaffold.faces, scaffold.vertex_count, scaffold.normal_corners, scaffold.normal_weights
         )
+        # The rest normals (back-face culling, undeformed renders): the same blend at the static mesh.
+        with torch.no_grad():
+            rest_normals = self.surface_normals(self.static_means[None, : scaffold.vertex_count])[0]
+        self.register_buffer("normals", rest_normals)
         self.register_buffer("controls", torch.from_numpy(scaffold.controls))
         self.register_buffer("control_neighbors", torch.from_numpy(scaffold.control_neighbors))
         self.vertex_count = scaffold.vertex_count

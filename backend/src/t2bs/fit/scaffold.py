@@ -16,7 +16,6 @@ from scipy.sparse.csgraph import dijkstra
 from scipy.spatial import cKDTree
 
 from ..mesh_io import HeadMesh
-from ..meshrender import vertex_normals
 
 # Width of the skinning weights' Gaussian falloff along the surface, as a fraction of the control
 # spacing. Narrower than the spacing, so that a vertex follows its nearest controls and the edge
@@ -32,11 +31,11 @@ class Scaffold:
 
     Attributes:
         means: [N, 3] float32 static Gaussian centres; the first `vertex_count` are the mesh vertices.
-        normals: [N, 3] float32 unit surface normals (for back-face culling and shading).
         faces: [F, 3] int64 the mesh's triangles, over the first `vertex_count` Gaussians.
         normal_corners, normal_weights: [N, 3] int64 / float32: each Gaussian's normal is the
             normalised blend of these vertices' normals (a vertex: itself; a surface sample: its
-            triangle's corners at its barycentric coordinates), so normals follow a deformed mesh.
+            triangle's corners at its barycentric coordinates), at rest and on a deformed mesh alike
+            (`model.SurfaceNormals`).
         colors: [N, 3] float32 linear colours 0..1 from the texture or vertex colours.
         scales: [N] float32 isotropic standard deviations, from nearest-neighbour spacing.
         vertex_count: V, number of mesh vertices at the front of the arrays.
@@ -48,7 +47,6 @@ class Scaffold:
     """
 
     means: np.ndarray
-    normals: np.ndarray
     colors: np.ndarray
     scales: np.ndarray
     vertex_count: int
@@ -228,21 +226,17 @@ def build_scaffold(
     """Build the static Gaussians (vertices + `surface_samples` points), controls and skinning."""
     rng = np.random.default_rng(seed)
     vertices = mesh.vertices.astype(np.float64)
-    v_normals = vertex_normals(mesh.vertices, mesh.faces)
     v_colors = mesh_colors(mesh)
 
     face, bary, nearest = sample_surface(mesh, surface_samples, rng)
     corners = mesh.faces[face]
     s_means = np.einsum("nc,ncd->nd", bary, vertices[corners])
-    s_normals = np.einsum("nc,ncd->nd", bary, v_normals[corners].astype(np.float64))
-    s_normals /= np.maximum(np.linalg.norm(s_normals, axis=1, keepdims=True), 1e-12)
     if mesh.texture is not None and mesh.uv is not None:
         s_colors = sample_texture(mesh.texture, np.einsum("nc,ncd->nd", bary, mesh.uv[corners]))
     else:
         s_colors = np.einsum("nc,ncd->nd", bary, v_colors[corners])
 
     means = np.concatenate([vertices, s_means]).astype(np.float32)
-    normals = np.concatenate([v_normals, s_normals]).astype(np.float32)
     colors = np.concatenate([v_colors, s_colors]).astype(np.float32)
     tree = cKDTree(means)
     d, _ = tree.query(means, k=4)
@@ -264,7 +258,6 @@ def build_scaffold(
 
     return Scaffold(
         means=means,
-        normals=normals,
         colors=colors,
         scales=scales,
         vertex_count=len(vertices),

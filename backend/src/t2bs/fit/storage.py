@@ -32,7 +32,6 @@ FIT_FORMAT_VERSION = 2  # 2: the scaffold carries the mesh's faces, for normals 
 
 _SCAFFOLD_ARRAYS = (
     "means",
-    "normals",
     "colors",
     "scales",
     "controls",
