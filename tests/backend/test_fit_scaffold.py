@@ -13,18 +13,23 @@ from t2bs.testing.ict_fixture import make_ict_capture, registration_scores
 from tests.conftest import ICT_HEAD
 
 
-def two_sheets(gap: float = 0.01, n: int = 30) -> HeadMesh:
-    """Two parallel square sheets `gap` apart, like closed lips: close in space, far along the surface."""
-    xs = np.linspace(-0.5, 0.5, n)
-    grid = np.stack(np.meshgrid(xs, xs, indexing="ij"), -1).reshape(-1, 2)
+def grid(n: int, size: float) -> tuple[np.ndarray, np.ndarray]:
+    """A flat square of n x n vertices and side `size` in the y = 0 plane: (vertices, faces)."""
+    xs = np.linspace(-size / 2, size / 2, n)
+    points = np.stack(np.meshgrid(xs, xs, indexing="ij"), -1).reshape(-1, 2)
     faces = []
     for i in range(n - 1):
         for j in range(n - 1):
             a, b, c, d = i * n + j, (i + 1) * n + j, (i + 1) * n + j + 1, i * n + j + 1
             faces += [[a, b, c], [a, c, d]]
-    sheet = np.column_stack([grid[:, 0], np.zeros(len(grid)), grid[:, 1]])
+    return np.column_stack([points[:, 0], np.zeros(len(points)), points[:, 1]]), np.asarray(faces)
+
+
+def two_sheets(gap: float = 0.01, n: int = 30) -> HeadMesh:
+    """Two parallel square sheets `gap` apart, like closed lips: close in space, far along the surface."""
+    sheet, faces = grid(n, 1.0)
     vertices = np.concatenate([sheet, sheet + np.array([0, gap, 0])])
-    faces_all = np.concatenate([faces, np.asarray(faces) + len(sheet)])
+    faces_all = np.concatenate([faces, faces + len(sheet)])
     return HeadMesh(vertices=vertices, faces=faces_all, vertex_colors=np.full((len(vertices), 3), 128, np.uint8))
 
 
@@ -63,6 +68,25 @@ def test_skinning_keeps_the_edge_between_moving_and_still_skin_sharp() -> None:
     spacing = np.sqrt(2.0 / 40)  # two unit sheets, 40 controls
     away = np.abs(x) > spacing
     assert np.abs(followed - (x > 0))[away].mean() < 0.02
+
+
+def test_a_separate_part_without_controls_moves_with_the_part_it_sits_on() -> None:
+    # A small patch (a cornea) just under the upper sheet (an eyeball) and over the lower one (a lid):
+    # both sheets' controls are about as near in space, so per-vertex nearest controls would tie it
+    # to the lid. It holds no control, so it must take its skinning from the eyeball alone.
+    sheets = two_sheets(gap=0.01)
+    patch, patch_faces = grid(6, 0.1)
+    patch += np.array([0.02, 0.007, 0.03])
+    vertices = np.concatenate([sheets.vertices, patch])
+    faces = np.concatenate([sheets.faces, patch_faces + sheets.vertex_count])
+    mesh = HeadMesh(vertices=vertices, faces=faces, vertex_colors=np.full((len(vertices), 3), 128, np.uint8))
+    scaffold = build_scaffold(mesh, surface_samples=300, control_count=40, seed=0)
+    assert not np.isclose(scaffold.controls[:, 1], 0.007).any()  # no control on the patch
+    on_patch = slice(sheets.vertex_count, mesh.vertex_count)
+    used = scaffold.skin_weight[on_patch] > 1e-6
+    upper_sheet = scaffold.controls[:, 1] > 0.005
+    assert upper_sheet[scaffold.skin_index[on_patch]][used].all()
+    np.testing.assert_allclose(scaffold.skin_weight[on_patch].sum(1), 1.0, atol=1e-5)
 
 
 def test_ssim_of_identical_images_is_one() -> None:

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import scipy.sparse as sp
-from scipy.sparse.csgraph import dijkstra
+from scipy.sparse.csgraph import connected_components, dijkstra
 from scipy.spatial import cKDTree
 
 from ..mesh_io import HeadMesh
@@ -144,6 +144,30 @@ def _geodesic_from_controls(
         yield start, dijkstra(graph, indices=control_vertices[start : start + chunk], limit=radius)
 
 
+def _follow_host_part(
+    vertices: np.ndarray, graph: sp.csr_matrix, reached: np.ndarray, best_d: np.ndarray, best_i: np.ndarray
+) -> None:
+    """Give every vertex that reached no control along the surface the skinning of the nearest vertex
+    that did, on one host part: its own connected part where that part holds reached vertices, else
+    the part that most of its vertices lie nearest to. Fills `best_d` and `best_i` [V, k] in place.
+
+    A separate part without a control (a cornea, a tooth) thus moves as one with the part it sits in
+    (the eyeball, the gums). Per-vertex Euclidean neighbours tore it apart: on ICT a cornea took a
+    sixth of its weight from the lid in front of it, so a closing lid dragged the iris down with it.
+    """
+    _, part = connected_components(graph, directed=False)
+    hosts = np.flatnonzero(reached)
+    nearest_host = cKDTree(vertices[hosts])
+    for separate in np.unique(part[~reached]):
+        members = np.flatnonzero((part == separate) & ~reached)
+        own = hosts[part[hosts] == separate]
+        if len(own) == 0:
+            _, nearest = nearest_host.query(vertices[members])
+            own = hosts[part[hosts] == np.bincount(part[hosts[nearest]]).argmax()]
+        _, j = cKDTree(vertices[own]).query(vertices[members])
+        best_d[members], best_i[members] = best_d[own[j]], best_i[own[j]]
+
+
 def geodesic_skinning(
     vertices: np.ndarray,
     faces: np.ndarray,
@@ -160,8 +184,9 @@ def geodesic_skinning(
 
     Distances run along mesh edges, so the upper lip is not skinned to lower-lip controls when the
     mouth is closed, as Euclidean nearest neighbours would do, and an eyelid is not held rigid to the
-    eyeball beneath it. Vertices and controls that reach too few controls within the search radius
-    (small separate parts such as eyeballs or teeth) are filled in with Euclidean neighbours.
+    eyeball beneath it. Vertices that reach no control within the search radius follow a vertex that
+    does (`_follow_host_part`); controls with too few others within reach take Euclidean neighbours
+    for the as-rigid-as-possible term.
 
     Returns:
         index [V, k] int64 into `control_vertices`' order, weight [V, k] float32 rows summing to 1,
@@ -182,13 +207,11 @@ def geodesic_skinning(
         order = np.argsort(merged_d, axis=1)[:, :k]
         best_d = np.take_along_axis(merged_d, order, axis=1)
         best_i = np.take_along_axis(merged_i, order, axis=1)
-    # Vertices that reached no control along the surface (a small separate part) use Euclidean ones;
-    # those that reached a few keep only those, with zero weight on the rest.
-    tree = cKDTree(vertices[control_vertices])
-    missing = ~np.isfinite(best_d).any(axis=1)
-    if missing.any():
-        d, i = tree.query(vertices[missing], k=k)
-        best_d[missing], best_i[missing] = d, i
+    # Vertices that reached a few controls keep only those, with zero weight on the rest; those that
+    # reached none take the skinning of a vertex that did (`_follow_host_part`).
+    reached_any = np.isfinite(best_d).any(axis=1)
+    if not reached_any.all():
+        _follow_host_part(vertices, graph, reached_any, best_d, best_i)
     sigma = SKIN_WIDTH * spacing
     weight = np.where(np.isfinite(best_d), np.exp(-0.5 * (np.minimum(best_d, 1e30) / sigma) ** 2), 0.0)
     total = weight.sum(axis=1, keepdims=True)
@@ -206,7 +229,7 @@ def geodesic_skinning(
     # takes the rest from its Euclidean neighbours.
     short = ~np.isfinite(np.take_along_axis(between, neighbors, axis=1))
     if short.any():
-        _, euclidean = tree.query(vertices[control_vertices], k=min(c_count, j + 1))
+        _, euclidean = cKDTree(vertices[control_vertices]).query(vertices[control_vertices], k=min(c_count, j + 1))
         for row in np.flatnonzero(short.any(axis=1)):
             reached = [int(c) for c, s in zip(neighbors[row], short[row], strict=True) if not s]
             extra = [int(c) for c in euclidean[row] if c != row and c not in reached]
