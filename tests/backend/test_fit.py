@@ -332,12 +332,26 @@ def test_change_term_compares_with_frame_0_of_the_same_video(ict: IctFixture) ->
     assert "change" in trainer.step(3) and trainer.preset.change_weight > 0
 
 
+def test_base_colours_stay_the_assets_own_while_the_shading_learns_the_light(ict: IctFixture) -> None:
+    trainer = _small_trainer(ict, steps=10)
+    trainer.preset = dataclasses.replace(trainer.preset, albedo_hold=0.3)
+    model = trainer.model
+    asset_colors, shading = model.base_colors.detach().clone(), model.shading.detach().clone()
+    for step in range(3):
+        trainer.step(step)
+    assert torch.equal(model.base_colors, asset_colors)
+    assert not torch.equal(model.shading, shading)
+    # After the hold the base colours learn like any other appearance parameter.
+    trainer.step(3)
+    assert not torch.equal(model.base_colors, asset_colors)
+
+
 @pytest.mark.slow
 def test_preview_fit_recovers_expression_motion_on_ict(tmp_path: Path) -> None:
     """The CPU quality measurement of issue 3 (preview preset, 3 x 4 views x 9 frames, 128 px).
 
-    The issue's target is 80% of the motion; the fit reaches 66% today (docs/benchmarks.md; another
-    capture seed gives 65%). This test guards what has been reached, so that a change that makes
+    The issue's target is 80% of the motion; the fit reaches 68% today (docs/benchmarks.md; another
+    capture seed gives 66%). This test guards what has been reached, so that a change that makes
     registration worse fails here.
     """
     from t2bs.testing.ict_fixture import registration_scores
@@ -351,4 +365,4 @@ def test_preview_fit_recovers_expression_motion_on_ict(tmp_path: Path) -> None:
     scores = registration_scores(registered, fixture.truth)
     assert scores["mean_error_over_diagonal"] < 0.001
     assert scores["mean_error_over_diagonal"] < 0.85 * scores["static_error_over_diagonal"]
-    assert scores["motion_recovered"] >= 0.62, scores
+    assert scores["motion_recovered"] >= 0.65, scores

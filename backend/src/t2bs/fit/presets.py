@@ -22,20 +22,31 @@ class FitPreset:
     # frame's offsets see a few steps only and mostly add noise: on ICT they move motion recovered by
     # +0.6 points but raise the mean face error by a fifth (docs/benchmarks.md), so preview goes without.
     frame_offsets: bool = True
-    ssim_weight: float = 0.2
+    # SSIM weighs 0.6, not 0.2: the fit leans more on local structure than on flat colour. On ICT
+    # preview it adds 0.3 points alone; with refine_weight and albedo_hold below, 1.9 points on each
+    # of two captures (docs/benchmarks.md).
+    ssim_weight: float = 0.6
     mask_weight: float = 0.1
     laplacian_weight: float = 0.05
     arap_weight: float = 0.2
     frame0_weight: float = 0.001  # registration subtracts frame 0's deformation (trainer.register_sequence)
     temporal_weight: float = 0.05
     view_weight: float = 0.1
-    refine_weight: float = 0.01
+    # The colour-refine MLP is for what changes per view and frame (a generated video's drift). At
+    # 0.01 it had learned a constant darkening of every Gaussian (RMS 0.1 of the colour range) that
+    # the shading and base colours should carry; at 1 a few percent of drift still pays for itself.
+    refine_weight: float = 1.0
     scale_weight: float = 0.1
     pose_weight: float = 0.1  # head motion is allowed, but must pay for itself in the images
     checkpoint_every: int = 100
     # Photometric term on the change since frame 0 (trainer.step); see docs/design-notes.md.
     change_weight: float = 1.0
     color_warmup: float = 0.15  # fraction of the steps that fit colours on neutral frames only
+    # Fraction of the steps during which the base colours stay the asset's own (the first part of
+    # the colour warm-up): the shading must then explain the video's light from the asset's colours,
+    # so it learns a light that changes the image as the surface turns, instead of the base colours
+    # baking the neutral frame's shading in (Trainer.step).
+    albedo_hold: float = 0.1
 
     def to_dict(self) -> dict[str, float]:
         return asdict(self)

@@ -351,6 +351,10 @@ class Trainer:
             raise NonFiniteLoss(f"The fit diverged at step {step} (the loss is not a number).")
         self.optimizer.zero_grad(set_to_none=True)
         total.backward()
+        if step < int(p.albedo_hold * p.steps):
+            # The base colours stay the asset's own (FitPreset.albedo_hold); without a gradient Adam
+            # leaves them and their moments untouched.
+            model.base_colors.grad = None
         self.optimizer.step()
         result = {name: float(value.detach()) for name, value in terms.items()}
         result["total"] = float(total.detach())
