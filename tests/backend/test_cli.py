@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -98,3 +99,20 @@ def test_main_returns_exit_code_for_input_errors(
     monkeypatch.setattr(doctor, "run_checks", broken)
     assert main(["doctor"]) == 2
     assert capsys.readouterr().err == "t2bs: The output folder is not writable.\n"
+
+
+def test_importing_t2bs_sets_a_short_openmp_spin_unless_the_user_chose_one() -> None:
+    # Read by libgomp when torch loads: a lone fit keeps its threads busy, two processes do not
+    # starve each other (backend/src/t2bs/__init__.py).
+    probe = "import os, t2bs, torch; print(os.environ['GOMP_SPINCOUNT'], os.environ['OMP_WAIT_POLICY'])"
+    env = {k: v for k, v in os.environ.items() if k not in ("GOMP_SPINCOUNT", "OMP_WAIT_POLICY")}
+    ours = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, env=env, timeout=120)
+    assert ours.stdout.split() == ["3000", "PASSIVE"], ours.stderr
+    theirs = subprocess.run(
+        [sys.executable, "-c", probe],
+        capture_output=True,
+        text=True,
+        env={**env, "GOMP_SPINCOUNT": "0", "OMP_WAIT_POLICY": "ACTIVE"},
+        timeout=120,
+    )
+    assert theirs.stdout.split() == ["0", "ACTIVE"], theirs.stderr
