@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import pytest
 import torch
@@ -91,10 +92,12 @@ def reference_render(
     near: float = 0.01,
     far: float = 100.0,
     stats: dict[str, int] | None = None,
+    eps2d: float = 0.3,
+    antialiased: bool = False,
 ) -> tuple[Tensor, Tensor, Tensor]:
-    """gsplat 1.5.3's classic 3DGS written out plainly: every Gaussian against every pixel, with its
-    16 px tile binning, one Gaussian at a time front to back. Returns rgb, alpha, depth; counts
-    pixels that hit the transmittance stop into stats["stopped"]."""
+    """gsplat 1.5.3's 3DGS written out plainly: every Gaussian against every pixel, with its 16 px
+    tile binning, one Gaussian at a time front to back. Returns rgb, alpha, depth; counts pixels
+    that hit the transmittance stop into stats["stopped"]."""
     batch, count = scene["means"].shape[:2]
     dtype = scene["means"].dtype
     ys, xs = torch.meshgrid(
@@ -110,7 +113,7 @@ def reference_render(
             p = rot_c @ scene["means"][b, i] + t_c
             x, y, z = p
             opac = scene["opacities"][b, i]
-            if z < near or z > far or opac < ALPHA_MIN:
+            if z < near or z > far:
                 continue
             w, qx, qy, qz = scene["quats"][b, i] / scene["quats"][b, i].norm()
             rot_g = torch.stack([
@@ -129,8 +132,13 @@ def reference_render(
             jac = torch.stack([
                 torch.stack([fx / z, zero, -fx * tx / z**2]), torch.stack([zero, fy / z, -fy * ty / z**2])
             ])  # fmt: skip
-            cov2d = jac @ cov_cam @ jac.T + 0.3 * torch.eye(2, dtype=dtype)
+            unblurred = jac @ cov_cam @ jac.T
+            cov2d = unblurred + eps2d * torch.eye(2, dtype=dtype)
             if torch.det(cov2d) <= 0:
+                continue
+            if antialiased:
+                opac = opac * torch.sqrt(torch.clamp(torch.det(unblurred) / torch.det(cov2d), min=0.0))
+            if opac < ALPHA_MIN:
                 continue
             conic = torch.linalg.inv(cov2d)
             mx, my = fx * x / z + cx, fy * y / z + cy
@@ -200,6 +208,25 @@ def test_single_gaussian_peak_and_profile() -> None:
     torch.testing.assert_close(out.rgb[0], alpha[..., None] * torch.tensor([1.0, 0.5, 0.25]), atol=2e-6, rtol=0)
     torch.testing.assert_close(out.depth[0, ..., 0], alpha * z, atol=5e-6, rtol=0)
     assert float(out.alpha.max()) == pytest.approx(o, abs=1e-6)
+
+
+def test_antialiased_mode_keeps_a_small_gaussians_mass() -> None:
+    # A faint Gaussian 0.4 px across (so alpha stays far from the clamp and the sum is its mass):
+    # classic 3DGS blurs it to sqrt(0.16 + 0.3) px and multiplies its mass by (0.16 + 0.3) / 0.16;
+    # antialiased mode blurs it by as much but keeps the mass 2 pi sigma^2 opacity.
+    f, z, o = 100.0, 2.0, 0.5
+    sigma_px = 0.4
+    scene = gaussians([[0.0, 0.0, z]], sigma_px * z / f, o, [[1.0, 1.0, 1.0]])
+    cam, k = torch.eye(4)[None], intrinsics(f, f, 16.0, 16.0)[None]
+    mass = 2 * math.pi * sigma_px**2 * o
+    classic = render(scene, cam, k, 32, 32, backend="torch").alpha.sum()
+    antialiased = render(scene, cam, k, 32, 32, backend="torch", antialiased=True).alpha.sum()
+    assert float(classic) == pytest.approx(mass * (sigma_px**2 + 0.3) / sigma_px**2, rel=0.02)
+    assert float(antialiased) == pytest.approx(mass, rel=0.02)
+    # a large Gaussian is barely touched by the 0.3 px^2 low-pass in either mode
+    big = gaussians([[0.0, 0.0, z]], 4.0 * z / f, 0.05, [[1.0, 1.0, 1.0]])
+    sums = [float(render(big, cam, k, 32, 32, backend="torch", antialiased=aa).alpha.sum()) for aa in (False, True)]
+    assert sums[1] == pytest.approx(sums[0], rel=0.02)
 
 
 @pytest.mark.parametrize(
@@ -286,29 +313,33 @@ def test_interface_checks() -> None:
 
 
 @pytest.mark.parametrize(
-    "chunks",
+    ("chunks", "mode"),
     [
-        {},
-        {"chunk_pairs": 700, "depth_slices": 1},
-        {"chunk_pairs": 5000, "depth_slices": 3, "composite_chunk": 211, "segment_sums": False},
+        ({}, {}),
+        ({"chunk_pairs": 700, "depth_slices": 1}, {}),
+        ({"chunk_pairs": 5000, "depth_slices": 3, "composite_chunk": 211, "segment_sums": False}, {}),
+        ({}, {"antialiased": True, "eps2d": 0.1}),
+        ({"chunk_pairs": 700, "depth_slices": 1}, {"antialiased": True}),
     ],
-    ids=["default", "tiny-candidate-chunks", "small-chunks"],
+    ids=["default", "tiny-candidate-chunks", "small-chunks", "antialiased", "antialiased-tiny-chunks"],
 )
-def test_matches_bruteforce_reference(chunks: dict[str, int], monkeypatch: pytest.MonkeyPatch) -> None:
+def test_matches_bruteforce_reference(
+    chunks: dict[str, int], mode: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
     for name, value in chunks.items():
         monkeypatch.setattr(tr, f"DEFAULT_{name.upper()}", value)
     width, height = 48, 40
     scene, viewmats, ks = random_scene(2, 200, width, height, seed=1)
     params = {k: v.clone().requires_grad_(True) for k, v in scene.items()}
     bg = torch.tensor([[0.1, 0.2, 0.3], [0.6, 0.5, 0.4]], dtype=torch.float64)
-    out = render(params, viewmats, ks, width, height, background=bg, backend="torch")
+    out = render(params, viewmats, ks, width, height, background=bg, backend="torch", **mode)
     ref_params = {k: v.clone().requires_grad_(True) for k, v in scene.items()}
     stats: dict[str, int] = {}
-    ref = reference_render(ref_params, viewmats, ks, width, height, background=bg, stats=stats)
+    ref = reference_render(ref_params, viewmats, ks, width, height, background=bg, stats=stats, **mode)
     for got, want in zip((out.rgb, out.alpha, out.depth), ref, strict=True):
         torch.testing.assert_close(got, want, atol=1e-6, rtol=0)
     assert 0.2 < float((ref[1] > 0.5).double().mean()) < 0.95  # a scene with coverage and holes
-    assert stats["stopped"] > 100  # and pixels that reach the transmittance stop
+    assert stats["stopped"] > 50  # and pixels that reach the transmittance stop
 
     weights = [
         torch.rand(t.shape, generator=torch.Generator().manual_seed(i), dtype=t.dtype) for i, t in enumerate(ref)
@@ -324,7 +355,7 @@ def test_matches_bruteforce_reference(chunks: dict[str, int], monkeypatch: pytes
 
     # the same in float32, forward only, to 1e-5
     out32 = render({k: v.float() for k, v in scene.items()}, viewmats.float(), ks.float(), width, height,
-                   background=bg.float())  # fmt: skip
+                   background=bg.float(), **mode)  # fmt: skip
     for got32, want in zip((out32.rgb, out32.alpha, out32.depth), ref, strict=True):
         assert float((got32.double() - want.detach()).abs().max()) < 1e-5
 
@@ -366,7 +397,8 @@ def _cosine(a: Tensor, b: Tensor) -> float:
 
 @pytest.mark.gpu
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
-def test_torch_backend_matches_gsplat_on_cuda() -> None:
+@pytest.mark.parametrize("mode", [{}, {"antialiased": True, "eps2d": 0.1}], ids=["classic", "antialiased"])
+def test_torch_backend_matches_gsplat_on_cuda(mode: dict[str, Any]) -> None:
     pytest.importorskip("gsplat")
     device = torch.device("cuda")
     gen = torch.Generator().manual_seed(7)
@@ -392,7 +424,7 @@ def test_torch_backend_matches_gsplat_on_cuda() -> None:
     outs, grads = {}, {}
     for backend in ("gsplat", "torch"):
         params = {k: v.to(device).requires_grad_(True) for k, v in scene.items()}
-        out = render(params, viewmats.to(device), ks.to(device), size, size, background=bg, backend=backend)
+        out = render(params, viewmats.to(device), ks.to(device), size, size, background=bg, backend=backend, **mode)
         stacked = torch.cat([out.rgb, out.alpha, out.depth], -1)
         (weights * stacked).sum().backward()
         outs[backend] = stacked.detach()

@@ -29,6 +29,13 @@ from .sparse import SparseMatrix
 NEUTRAL_REFRESH = 50
 # A Gaussian whose normal points this much away from the camera is hidden behind the head.
 BACKFACE_COSINE = 0.35
+# How the splats become pixels. A video pixel is the average of the surface over its area; 3DGS's
+# classic 0.3 px^2 low-pass instead inflates every splat smaller than a pixel (most of the preview's,
+# 0.4 px across at 128 px) into a larger and heavier blob: the head rendered 7.5% more silhouette
+# than the mesh, and skin edges came out soft. A mass-preserving ("antialiased") low-pass of about a
+# pixel's own variance (1/12 px^2) keeps both; see docs/benchmarks.md for the figures.
+RENDER_ANTIALIASED = True
+RENDER_EPS2D = 0.1
 
 
 @dataclass
@@ -300,6 +307,8 @@ class Trainer:
             data.width,
             data.height,
             background=data.backgrounds[views],
+            eps2d=RENDER_EPS2D,
+            antialiased=RENDER_ANTIALIASED,
             backend=self.backend,
         )
         return out.rgb, out.alpha

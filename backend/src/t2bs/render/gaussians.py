@@ -3,8 +3,10 @@
 The fitting stage renders batches of (deformed Gaussians, camera) pairs and needs the same picture
 and the same gradients whichever backend runs: gsplat on CUDA for speed, the PyTorch rasterizer on
 the CPU (tests, previews, machines without CUDA). The PyTorch rasterizer reproduces gsplat 1.5.3's
-"classic" 3DGS math, so either can stand in for the other: EWA projection with the Jacobian clamped
-to 1.3x the field of view, a 0.3 px^2 low-pass on the 2D covariance (no antialiasing compensation),
+3DGS math, so either can stand in for the other: EWA projection with the Jacobian clamped to 1.3x
+the field of view, a low-pass of `eps2d` px^2 (0.3 by default) on the 2D covariance, either as in
+3DGS ("classic": it also adds to a small Gaussian's mass) or mass-preserving ("antialiased": the
+opacity is scaled by sqrt(det cov2d / det(cov2d + eps2d I)), as Mip-Splatting's 2D filter),
 alpha = min(0.999, opacity * exp(-d^T conic d / 2)) with pairs below 1/255 skipped (which is what
 gsplat's opacity-aware radius and 16 px tiles amount to), depth-sorted front-to-back compositing
 that stops before the Gaussian that would bring the transmittance to 1e-4 or below, and Gaussians
@@ -98,6 +100,8 @@ def rasterize(
     background: Tensor | None = None,
     near: float = 0.01,
     far: float = 100.0,
+    eps2d: float = 0.3,
+    antialiased: bool = False,
     backend: Backend | str = "auto",
 ) -> RenderOutput:
     """Render B independent (Gaussians, camera) pairs: item b draws means[b] etc. with viewmats[b].
@@ -113,6 +117,8 @@ def rasterize(
         width, height: image size in pixels.
         background: [B, 3], [3] or None (black): colour behind the Gaussians.
         near, far: Gaussians whose centre has camera z outside [near, far] are dropped.
+        eps2d: low-pass added to every 2D covariance, px^2.
+        antialiased: gsplat's "antialiased" mode; False is its "classic" mode, as in 3DGS.
         backend: "torch", "gsplat" or "auto" (gsplat when the tensors are on CUDA and gsplat
             imports, the PyTorch rasterizer otherwise).
 
@@ -153,11 +159,11 @@ def rasterize(
 
         return rasterize_gsplat(
             means, quats, scales, opacities, colors, viewmats, Ks, width, height,
-            background=bg, near=near, far=far,
+            background=bg, near=near, far=far, eps2d=eps2d, antialiased=antialiased,
         )  # fmt: skip
     from .torch_rasterizer import rasterize_torch
 
     return rasterize_torch(
         means, quats, scales, opacities, colors, viewmats, Ks, width, height,
-        background=bg, near=near, far=far,
+        background=bg, near=near, far=far, eps2d=eps2d, antialiased=antialiased,
     )  # fmt: skip

@@ -27,6 +27,8 @@ def rasterize_gsplat(
     background: Tensor | None = None,
     near: float = 0.01,
     far: float = 100.0,
+    eps2d: float = 0.3,
+    antialiased: bool = False,
 ) -> RenderOutput:
     """Render with gsplat; arguments as `t2bs.render.rasterize` (background is [B, 3] or None)."""
     import gsplat  # lazy: gsplat needs CUDA to render, and compiles its kernels on first use
@@ -43,13 +45,13 @@ def rasterize_gsplat(
         height,
         near_plane=near,
         far_plane=far,
-        eps2d=0.3,  # the 0.3 px low-pass, as the torch backend
+        eps2d=eps2d,
         # "RGB+D": the extra channel is the accumulated depth sum_i w_i z_i ("ED" would divide it
         # by alpha); gsplat composites it with background 0.
         render_mode="RGB+D",
         backgrounds=None if background is None else background[:, None].contiguous(),  # [B, C=1, 3]
         packed=False,
-        rasterize_mode="classic",
+        rasterize_mode="antialiased" if antialiased else "classic",
         tile_size=16,
     )
     render = render[:, 0]  # [B, H, W, 4]

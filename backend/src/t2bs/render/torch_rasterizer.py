@@ -1,4 +1,4 @@
-"""Pure-PyTorch Gaussian rasterizer with gsplat 1.5.3's "classic" 3DGS math; runs on any device.
+"""Pure-PyTorch Gaussian rasterizer with gsplat 1.5.3's 3DGS math, "classic" and "antialiased"; any device.
 
 Why not a dense tile rasterizer: on a 2-core CPU the cost is the number of (pixel, Gaussian) pairs
 that are evaluated and differentiated. A 16x16 tile holding a Gaussian of radius r makes 256 pixels
@@ -7,7 +7,8 @@ half of a head costs as much as the visible front. This rasterizer therefore wor
 sparse list of pairs:
 
 1. project (autograd, O(B N)): camera-space centre, EWA 2D covariance with the clamped Jacobian,
-   the 0.3 px low-pass, conic, and the culling rules (near/far, degenerate, opacity < 1/255);
+   the low-pass (in antialiased mode scaling the opacity to keep the Gaussian's mass), conic, and
+   the culling rules (near/far, degenerate, opacity < 1/255 after that scaling);
 2. build pairs (no autograd, `build_pairs`): Gaussians in depth order, in front-to-back depth
    slices; each emits, scanline by scanline, exactly the pixels of its ellipse alpha >= 1/255; a
    stable sort by pixel groups each pixel's pairs front to back; a segmented running sum of
@@ -42,7 +43,7 @@ from .gaussians import RenderOutput
 ALPHA_THRESHOLD = 1.0 / 255.0  # pairs with smaller alpha are skipped; Gaussians below it are culled
 ALPHA_MAX = 0.999  # alpha clamp (keeps 1 - alpha > 0 so transmittance stays invertible)
 T_STOP = 1e-4  # a pixel stops at the Gaussian that would bring its transmittance to <= T_STOP
-EPS2D = 0.3  # low-pass added to the 2D covariance diagonal, px^2 (classic mode: no compensation)
+EPS2D = 0.3  # default low-pass added to the 2D covariance diagonal, px^2
 EXTEND_MAX = 3.33  # radius cap in standard deviations
 FOV_GUARD = 0.3  # the Jacobian is evaluated with x/z, y/z clamped to 1.3x the field of view
 
@@ -63,7 +64,8 @@ class Projection:
     means2d: [B, N, 2] projected centre in pixels; conics: [B, N, 3] the inverse of the blurred 2D
     covariance as (a, b, c) with sigma = 0.5 (a dx^2 + c dy^2) + b dx dy; depths: [B, N] camera z;
     cov_diag: [B, N, 2] blurred 2D variances (px^2), for the extent; valid: [B, N] bool, False for
-    Gaussians gsplat culls (outside [near, far], degenerate, opacity < 1/255).
+    Gaussians gsplat culls (outside [near, far], degenerate, opacity < 1/255); opacities: [B, N]
+    the opacities the compositing uses (in antialiased mode scaled by sqrt(det cov / det blurred)).
     """
 
     means2d: Tensor
@@ -71,6 +73,7 @@ class Projection:
     depths: Tensor
     cov_diag: Tensor
     valid: Tensor
+    opacities: Tensor
 
 
 def quat_to_rotmat(quats: Tensor) -> Tensor:
@@ -100,6 +103,7 @@ def project_gaussians(
     near: float,
     far: float,
     eps2d: float = EPS2D,
+    antialiased: bool = False,
 ) -> Projection:
     """EWA-project [B, N] Gaussians into their item's camera (shapes as in `rasterize`)."""
     rot_w2c = viewmats[:, :3, :3]  # [B, 3, 3]
@@ -131,14 +135,21 @@ def project_gaussians(
     rot = quat_to_rotmat(quats)  # [B, N, 3, 3]
     v0 = (t0[..., :, None] * rot).sum(-2) * scales  # [B, N, 3]
     v1 = (t1[..., :, None] * rot).sum(-2) * scales
-    a = (v0 * v0).sum(-1) + eps2d
+    a0 = (v0 * v0).sum(-1)
     b = (v0 * v1).sum(-1)
-    c = (v1 * v1).sum(-1) + eps2d
+    c0 = (v1 * v1).sum(-1)
+    a, c = a0 + eps2d, c0 + eps2d
     det = a * c - b * b
     valid = valid & (det > 0)
     det = torch.where(valid, det, torch.ones_like(det))
     conics = torch.stack([c / det, -b / det, a / det], dim=-1)
-    return Projection(means2d, conics, mean_c[..., 2], torch.stack([a, c], dim=-1), valid)
+    if antialiased:
+        # gsplat's "antialiased" mode: the low-pass spreads a small Gaussian without adding to its
+        # mass, so a splat below a pixel covers what its size says, not a 0.3 px^2 blob.
+        compensation = torch.sqrt(((a0 * c0 - b * b) / det).clamp_min(0.0))
+        opacities = opacities * compensation
+        valid = valid & (opacities >= ALPHA_THRESHOLD)
+    return Projection(means2d, conics, mean_c[..., 2], torch.stack([a, c], dim=-1), valid, opacities)
 
 
 @dataclass
@@ -595,6 +606,8 @@ def rasterize_torch(
     background: Tensor | None = None,
     near: float = 0.01,
     far: float = 100.0,
+    eps2d: float = EPS2D,
+    antialiased: bool = False,
 ) -> RenderOutput:
     """The PyTorch backend of `t2bs.render.rasterize` (same arguments; background is [B, 3] or None).
 
@@ -602,10 +615,12 @@ def rasterize_torch(
     DEFAULT_COMPOSITE_CHUNK (memory and speed only; the result does not depend on them).
     """
     bsz = means.shape[0]
-    proj = project_gaussians(means, quats, scales, opacities, viewmats, Ks, width, height, near, far)
-    pairs = build_pairs(proj, opacities, width, height)
+    proj = project_gaussians(
+        means, quats, scales, opacities, viewmats, Ks, width, height, near, far, eps2d, antialiased
+    )
+    pairs = build_pairs(proj, proj.opacities, width, height)
     features = torch.cat([colors, proj.depths[..., None]], dim=-1)  # [B, N, 4]
-    acc, alpha = composite(proj, opacities, features, pairs, width, height)
+    acc, alpha = composite(proj, proj.opacities, features, pairs, width, height)
     acc = acc.t().reshape(bsz, height, width, -1)
     alpha = alpha.reshape(bsz, height, width, 1)
     rgb = acc[..., :3]
