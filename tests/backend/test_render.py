@@ -229,6 +229,21 @@ def test_antialiased_mode_keeps_a_small_gaussians_mass() -> None:
     assert sums[1] == pytest.approx(sums[0], rel=0.02)
 
 
+def test_antialiased_mode_gradients_stay_finite_beside_a_degenerate_gaussian() -> None:
+    # A Gaussian with no area on screen has compensation 0 (it draws nothing); its neighbour's
+    # gradients, and its own, must not turn into NaN through the square root.
+    scene = gaussians([[0.0, 0.0, 2.0], [0.01, 0.0, 2.0]], 0.05, 0.8, [[1.0, 0.0, 0.0], [0.0, 1.0, 0.0]])
+    scene["scales"] = torch.tensor([[[0.0, 0.0, 0.05], [0.05, 0.05, 0.05]]])
+    params = {k: v.clone().requires_grad_(True) for k, v in scene.items()}
+    cam, k = torch.eye(4)[None], intrinsics(100.0, 100.0, 16.0, 16.0)[None]
+    out = render(params, cam, k, 32, 32, backend="torch", antialiased=True, eps2d=0.1)
+    out.rgb.sum().backward()
+    for name, p in params.items():
+        assert p.grad is not None and bool(torch.isfinite(p.grad).all()), name
+    assert float(out.rgb.detach()[..., 0].max()) == 0.0  # the degenerate (red) one is not drawn
+    assert float(out.rgb.detach()[..., 1].max()) > 0.5
+
+
 @pytest.mark.parametrize(
     "point",
     [[0.0, 0.0, -2.0], [0.0, 0.0, 0.005], [0.0, 0.0, 150.0], [5.0, 0.0, 2.0], [0.0, -3.0, 2.0]],

@@ -146,7 +146,9 @@ def project_gaussians(
     if antialiased:
         # gsplat's "antialiased" mode: the low-pass spreads a small Gaussian without adding to its
         # mass, so a splat below a pixel covers what its size says, not a 0.3 px^2 blob.
-        compensation = torch.sqrt(((a0 * c0 - b * b) / det).clamp_min(0.0))
+        # (gsplat floors the ratio at 0; a floor just above it gives the same picture, since such a
+        # Gaussian falls under the 1/255 cut, and keeps sqrt's gradient finite for degenerate ones.)
+        compensation = torch.sqrt(((a0 * c0 - b * b) / det).clamp_min(1e-12))
         opacities = opacities * compensation
         valid = valid & (opacities >= ALPHA_THRESHOLD)
     return Projection(means2d, conics, mean_c[..., 2], torch.stack([a, c], dim=-1), valid, opacities)
