@@ -17,40 +17,21 @@ import json
 import statistics
 import sys
 import tempfile
-import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import torch
+from bench_rasterizer import timed  # bench/ is on the path of a script run from it
 
 from t2bs.capture import read_capture
 from t2bs.fit import trainer as trainer_module
-from t2bs.fit.model import DeformableGaussians
 from t2bs.fit.presets import PRESETS
-from t2bs.fit.scaffold import build_scaffold
-from t2bs.fit.trainer import Trainer, load_fit_data
+from t2bs.fit.trainer import load_fit_data
 from t2bs.mesh_io import load_head_mesh
 from t2bs.render import rasterize
 from t2bs.render.gaussians import resolve_backend
-from t2bs.stages.fit import sparse_laplacian
+from t2bs.stages.fit import build_trainer
 from t2bs.testing.ict_fixture import make_ict_capture
-
-
-def timed(fn: Callable[[], None], device: torch.device, warmup: int, runs: int) -> list[float]:
-    """Wall-clock seconds of `runs` calls after `warmup` calls (CUDA synchronised)."""
-    for _ in range(warmup):
-        fn()
-    seconds = []
-    for _ in range(runs):
-        if device.type == "cuda":
-            torch.cuda.synchronize(device)
-        start = time.perf_counter()
-        fn()
-        if device.type == "cuda":
-            torch.cuda.synchronize(device)
-        seconds.append(time.perf_counter() - start)
-    return seconds
 
 
 def measure(
@@ -71,17 +52,7 @@ def measure(
     fixture = make_ict_capture(work / "fixture", sequences=sequences, views=views, frames=frames, size=size, seed=seed)
     mesh = load_head_mesh(fixture.asset)
     data = load_fit_data(read_capture(fixture.capture, check_media=False), mesh, device)
-    scaffold = build_scaffold(
-        mesh, surface_samples=preset.surface_samples, control_count=preset.control_count, seed=seed
-    )
-    model = DeformableGaussians(
-        scaffold,
-        [s.frame_count for s in data.sequences],
-        code_dim=preset.code_dim,
-        hidden=preset.hidden,
-        layers=preset.layers,
-    ).to(device)
-    trainer = Trainer(model, data, preset, laplacian=sparse_laplacian(scaffold.laplacian, device), seed=seed)
+    scaffold, trainer = build_trainer(mesh, data, preset, device, seed)
 
     # Steps after the colour warm-up: the deformation, the geometry terms and the change term all run.
     first = int(preset.color_warmup * preset.steps) + 1

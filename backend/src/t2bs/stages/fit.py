@@ -11,8 +11,8 @@ from ..bundle import CAPTURE_DIR
 from ..capture import read_capture
 from ..errors import InputError
 from ..fit.model import DeformableGaussians
-from ..fit.presets import PRESETS
-from ..fit.scaffold import build_scaffold
+from ..fit.presets import PRESETS, FitPreset
+from ..fit.scaffold import Scaffold, build_scaffold
 from ..fit.sparse import SparseMatrix
 from ..fit.storage import (
     FIT_JSON,
@@ -25,7 +25,8 @@ from ..fit.storage import (
     write_fit_json,
     write_gaussians_ply,
 )
-from ..fit.trainer import Trainer, load_fit_data
+from ..fit.trainer import FitData, Trainer, load_fit_data
+from ..mesh_io import HeadMesh
 from ..stage import Stage, StageContext
 from .asset import load_asset
 
@@ -44,6 +45,23 @@ def resolve_device(name: str) -> torch.device:
 
 def sparse_laplacian(matrix: Any, device: torch.device) -> SparseMatrix:
     return SparseMatrix.from_scipy(matrix, device)
+
+
+def build_trainer(
+    mesh: HeadMesh, data: FitData, preset: FitPreset, device: torch.device, seed: int
+) -> tuple[Scaffold, Trainer]:
+    """The static Gaussians, the deformable model and its optimiser, as `t2bs fit` builds them."""
+    scaffold = build_scaffold(
+        mesh, surface_samples=preset.surface_samples, control_count=preset.control_count, seed=seed
+    )
+    model = DeformableGaussians(
+        scaffold,
+        [s.frame_count for s in data.sequences],
+        code_dim=preset.code_dim,
+        hidden=preset.hidden,
+        layers=preset.layers,
+    ).to(device)
+    return scaffold, Trainer(model, data, preset, laplacian=sparse_laplacian(scaffold.laplacian, device), seed=seed)
 
 
 class FitStage(Stage):
@@ -72,17 +90,8 @@ class FitStage(Stage):
         ctx.step(0.0, "reading the capture")
         data = load_fit_data(capture, mesh, device, progress=lambda f, m: ctx.step(0.05 * f, m))
         ctx.step(0.05, "building Gaussians and control points")
-        scaffold = build_scaffold(
-            mesh, surface_samples=preset.surface_samples, control_count=preset.control_count, seed=seed
-        )
-        model = DeformableGaussians(
-            scaffold,
-            [s.frame_count for s in data.sequences],
-            code_dim=preset.code_dim,
-            hidden=preset.hidden,
-            layers=preset.layers,
-        ).to(device)
-        trainer = Trainer(model, data, preset, laplacian=sparse_laplacian(scaffold.laplacian, device), seed=seed)
+        scaffold, trainer = build_trainer(mesh, data, preset, device, seed)
+        model = trainer.model
 
         checkpoint_path = ctx.checkpoint_dir / CHECKPOINT
         start = 0
