@@ -220,7 +220,6 @@ def _box_sums(table: Tensor, stride: int, base: Tensor, x0: Tensor, x1: Tensor, 
 @torch.no_grad()
 def build_pairs(
     proj: Projection,
-    opacities: Tensor,
     width: int,
     height: int,
     chunk_pairs: int | None = None,
@@ -249,7 +248,7 @@ def build_pairs(
     mx, my = proj.means2d.detach().reshape(-1, 2).index_select(0, gid).double().unbind(-1)
     ca, cb, cc = proj.conics.detach().reshape(-1, 3).index_select(0, gid).double().unbind(-1)
     cov_xx, cov_yy = proj.cov_diag.detach().reshape(-1, 2).index_select(0, gid).double().unbind(-1)
-    opac = opacities.detach().reshape(-1).index_select(0, gid).double()
+    opac = proj.opacities.detach().reshape(-1).index_select(0, gid).double()
     # alpha >= 1/255  <=>  sigma <= L = ln(255 opacity); gsplat caps the radius at 3.33 sigma, which
     # only binds for opacity > 1 (sqrt(2 ln 255) = 3.329). A tiny margin covers float rounding.
     level = torch.log(opac / ALPHA_THRESHOLD).clamp(0.0, 0.5 * EXTEND_MAX**2) + 1e-4
@@ -558,7 +557,6 @@ class _Composite(torch.autograd.Function):
 
 def composite(
     proj: Projection,
-    opacities: Tensor,
     features: Tensor,
     pairs: Pairs,
     width: int,
@@ -578,12 +576,12 @@ def composite(
     npix = bsz * height * width
     if pairs.gaussian.numel() == 0:
         # Nothing visible: zero images that still depend on the inputs (zero gradients, no errors).
-        zero = (features.sum() + opacities.sum() + proj.means2d.sum() + proj.conics.sum()) * 0.0
+        zero = (features.sum() + proj.opacities.sum() + proj.means2d.sum() + proj.conics.sum()) * 0.0
         return zero.expand(dim, npix), zero.expand(npix)
     out = _Composite.apply(
         proj.means2d.reshape(-1, 2),
         proj.conics.reshape(-1, 3),
-        opacities.reshape(-1),
+        proj.opacities.reshape(-1),
         features.reshape(-1, dim),
         pairs,
         width,
@@ -620,9 +618,9 @@ def rasterize_torch(
     proj = project_gaussians(
         means, quats, scales, opacities, viewmats, Ks, width, height, near, far, eps2d, antialiased
     )
-    pairs = build_pairs(proj, proj.opacities, width, height)
+    pairs = build_pairs(proj, width, height)
     features = torch.cat([colors, proj.depths[..., None]], dim=-1)  # [B, N, 4]
-    acc, alpha = composite(proj, proj.opacities, features, pairs, width, height)
+    acc, alpha = composite(proj, features, pairs, width, height)
     acc = acc.t().reshape(bsz, height, width, -1)
     alpha = alpha.reshape(bsz, height, width, 1)
     rgb = acc[..., :3]
