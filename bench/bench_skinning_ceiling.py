@@ -30,7 +30,9 @@ from t2bs.mesh_io import load_head_mesh
 from t2bs.testing.ict_fixture import make_ict_capture, registration_scores
 
 
-def skinning_basis(vertices: np.ndarray, controls: np.ndarray, index: np.ndarray, weight: np.ndarray, affine: bool):
+def skinning_basis(
+    vertices: np.ndarray, controls: np.ndarray, index: np.ndarray, weight: np.ndarray, affine: bool
+) -> sp.csr_matrix:
     """Sparse [V, C] (or [V, 4C] with `affine`) map from per-control parameters to one coordinate's displacement.
 
     vertices [V, 3], controls [C, 3], index/weight [V, K] skinning. Column block 0 holds the weights
