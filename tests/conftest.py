@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import sys
 from pathlib import Path
+from types import ModuleType
 
 import pytest
 
@@ -24,6 +26,24 @@ def plugin_env() -> dict[str, str]:
     env["T2BS_PLUGINS"] = "t2bs_sleepy"
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(PLUGINS), env.get("PYTHONPATH", "")]))
     return env
+
+
+BENCH = TESTS.parent / "bench"
+
+
+def load_bench(name: str) -> ModuleType:
+    """bench/<name>.py as a module (bench/ is scripts, not a package); loaded once per test session."""
+    if name in sys.modules:
+        return sys.modules[name]
+    # Benches take shared helpers from each other by plain import (bench_fit_step from bench_rasterizer).
+    if str(BENCH) not in sys.path:
+        sys.path.insert(0, str(BENCH))
+    spec = importlib.util.spec_from_file_location(name, BENCH / f"{name}.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module  # dataclasses look their module up while the file runs
+    spec.loader.exec_module(module)
+    return module
 
 
 GLTF_VALIDATOR = TESTS.parent / "tools" / "gltf-validator"

@@ -2,34 +2,18 @@
 
 from __future__ import annotations
 
-import importlib.util
-import sys
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import ICT_HEAD
+from tests.conftest import ICT_HEAD, load_bench
 
 pytestmark = pytest.mark.skipif(not ICT_HEAD.exists(), reason=f"ICT head model not found at {ICT_HEAD}")
 
-BENCH = Path(__file__).resolve().parents[2] / "bench" / "bench_fit_step.py"
-
-
-def load_bench(monkeypatch: pytest.MonkeyPatch):
-    monkeypatch.syspath_prepend(str(BENCH.parent))  # it takes its timer from bench_rasterizer.py
-    spec = importlib.util.spec_from_file_location("bench_fit_step", BENCH)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["bench_fit_step"] = module
-    spec.loader.exec_module(module)
-    return module
-
 
 @pytest.mark.slow
-def test_step_costs_more_than_its_own_render_and_the_ratio_is_reported(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    bench = load_bench(monkeypatch)
+def test_step_costs_more_than_its_own_render_and_the_ratio_is_reported(tmp_path: Path) -> None:
+    bench = load_bench("bench_fit_step")
     result = bench.measure(tmp_path, views=2, size=32, sequences=2, frames=2, warmup=1, runs=2)
     assert result["backend"] == "torch"
     assert result["step_ms"] > result["bare_rasterize_fwd_bwd_ms"] > 0
@@ -38,12 +22,10 @@ def test_step_costs_more_than_its_own_render_and_the_ratio_is_reported(
     assert 0 < result["gaussians_rendered_per_image"] < result["gaussians"]
 
 
-def test_cuda_request_without_cuda_is_one_sentence(
-    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_cuda_request_without_cuda_is_one_sentence(capsys: pytest.CaptureFixture[str]) -> None:
     import torch
 
     if torch.cuda.is_available():
         pytest.skip("this machine has CUDA")
-    assert load_bench(monkeypatch).main(["--device", "cuda"]) == 2
+    assert load_bench("bench_fit_step").main(["--device", "cuda"]) == 2
     assert "CUDA is not available" in capsys.readouterr().err

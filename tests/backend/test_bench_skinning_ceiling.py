@@ -2,33 +2,20 @@
 
 from __future__ import annotations
 
-import importlib.util
-import sys
 from pathlib import Path
 
 import pytest
 
 from t2bs.fit.presets import PRESETS
 from t2bs.testing.ict_fixture import make_ict_capture
-from tests.conftest import ICT_HEAD
+from tests.conftest import ICT_HEAD, load_bench
 
 pytestmark = pytest.mark.skipif(not ICT_HEAD.exists(), reason=f"ICT head model not found at {ICT_HEAD}")
-
-BENCH = Path(__file__).resolve().parents[2] / "bench" / "bench_skinning_ceiling.py"
-
-
-def load_bench():
-    spec = importlib.util.spec_from_file_location("bench_skinning_ceiling", BENCH)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["bench_skinning_ceiling"] = module
-    spec.loader.exec_module(module)
-    return module
 
 
 @pytest.mark.slow
 def test_preview_skinning_holds_most_of_the_motion_and_a_linear_part_holds_more(tmp_path: Path) -> None:
-    bench = load_bench()
+    bench = load_bench("bench_skinning_ceiling")
     fixture = make_ict_capture(tmp_path / "fixture", sequences=2, frames=3, views=4, size=16, seed=0)
     translation = bench.ceiling(fixture.asset, fixture.truth, PRESETS["preview"])
     affine = bench.ceiling(fixture.asset, fixture.truth, PRESETS["preview"], affine=True)

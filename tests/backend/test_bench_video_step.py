@@ -7,30 +7,20 @@ device) is within 10% of the published size. No GPU and no download needed.
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import math
-import sys
-from pathlib import Path
 
 import pytest
+
+from tests.conftest import load_bench
 
 pytest.importorskip("diffusers")
 pytest.importorskip("accelerate")
 
-BENCH = Path(__file__).resolve().parents[2] / "bench" / "bench_video_step.py"
-
 
 @pytest.fixture(scope="module")
 def bench():
-    name = "bench_video_step"
-    if name in sys.modules:
-        return sys.modules[name]
-    spec = importlib.util.spec_from_file_location(name, BENCH)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module  # dataclasses look their module up while the file runs
-    spec.loader.exec_module(module)
-    return module
+    return load_bench("bench_video_step")
 
 
 def rows(text: str) -> list[dict]:
