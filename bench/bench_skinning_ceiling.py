@@ -25,8 +25,8 @@ import scipy.linalg
 import scipy.sparse as sp
 
 from t2bs.fit.presets import PRESETS, FitPreset
-from t2bs.fit.scaffold import build_scaffold
-from t2bs.mesh_io import load_head_mesh
+from t2bs.fit.scaffold import Scaffold, build_scaffold
+from t2bs.mesh_io import HeadMesh, load_head_mesh
 from t2bs.testing.ict_fixture import make_ict_capture, registration_scores
 
 
@@ -50,14 +50,11 @@ def skinning_basis(
     return sp.hstack(blocks).tocsr()
 
 
-def ceiling(asset: Path, truth_path: Path, preset: FitPreset, affine: bool = False, seed: int = 0) -> dict:
-    """Least-squares fit of the skinning's parameters to every true frame, scored like the fit.
-
-    The scaffold is the one `t2bs fit --preset ... --seed seed` builds (its controls depend on both).
-    """
-    mesh = load_head_mesh(asset)
-    controls = preset.control_count
-    scaffold = build_scaffold(mesh, surface_samples=preset.surface_samples, control_count=controls, seed=seed)
+def least_squares_frames(
+    mesh: HeadMesh, scaffold: Scaffold, truth_path: Path, affine: bool = False
+) -> dict[str, np.ndarray]:
+    """Per sequence [T, V, 3], in the asset file's coordinates: every true frame as close as the scaffold's
+    skinning can hold it (least squares of the per-control parameters onto the true displacements)."""
     count = scaffold.vertex_count
     rest = scaffold.means[:count].astype(np.float64)
     basis = skinning_basis(
@@ -69,17 +66,29 @@ def ceiling(asset: Path, truth_path: Path, preset: FitPreset, affine: bool = Fal
     factor = scipy.linalg.cho_factor(normal)
     registered: dict[str, np.ndarray] = {}
     with np.load(truth_path) as truth:
-        names = sorted(name for name in truth.files if name not in ("face_vertices", "diagonal"))
-        for name in names:
+        for name in sorted(name for name in truth.files if name not in ("face_vertices", "diagonal")):
             frames = []
             for true in truth[name]:
                 displacement = mesh.from_source_points(true) - rest  # normalised frame
                 solved = scipy.linalg.cho_solve(factor, basis.T @ displacement)
                 frames.append(mesh.to_source_points(rest + basis @ solved))
             registered[name] = np.asarray(frames, np.float32)
+    return registered
+
+
+def ceiling(asset: Path, truth_path: Path, preset: FitPreset, affine: bool = False, seed: int = 0) -> dict:
+    """Least-squares fit of the skinning's parameters to every true frame, scored like the fit.
+
+    The scaffold is the one `t2bs fit --preset ... --seed seed` builds (its controls depend on both).
+    """
+    mesh = load_head_mesh(asset)
+    scaffold = build_scaffold(
+        mesh, surface_samples=preset.surface_samples, control_count=preset.control_count, seed=seed
+    )
+    registered = least_squares_frames(mesh, scaffold, truth_path, affine)
     overall = registration_scores(registered, truth_path)
     return {
-        "controls": controls,
+        "controls": preset.control_count,
         "affine": affine,
         "motion_recovered": round(overall["motion_recovered"], 4),
         "mean_error_over_diagonal": round(overall["mean_error_over_diagonal"], 6),
