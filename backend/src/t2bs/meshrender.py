@@ -47,6 +47,7 @@ def render_mesh(
     width: int,
     height: int,
     supersample: int = 3,
+    device: str | torch.device = "cpu",
 ) -> np.ndarray:
     """Render a vertex-coloured mesh.
 
@@ -57,6 +58,7 @@ def render_mesh(
         K: [3, 3] pixel intrinsics for a `width` x `height` image.
         world_to_camera: [4, 4] rigid OpenCV transform.
         supersample: samples per pixel along each axis; the edge coverage becomes alpha.
+        device: where to rasterize (a CUDA device renders large captures many times faster).
 
     Returns:
         [height, width, 4] float32 RGBA in 0..1, colour premultiplied by coverage.
@@ -65,15 +67,15 @@ def render_mesh(
     w_hi, h_hi = width * s, height * s
     k_hi = np.asarray(K, dtype=np.float64).copy()
     k_hi[:2] *= s
-    verts = torch.as_tensor(np.asarray(vertices, dtype=np.float64))
-    w2c = torch.as_tensor(np.asarray(world_to_camera, dtype=np.float64))
+    verts = torch.as_tensor(np.asarray(vertices, dtype=np.float64), device=device)
+    w2c = torch.as_tensor(np.asarray(world_to_camera, dtype=np.float64), device=device)
     cam = verts @ w2c[:3, :3].T + w2c[:3, 3]
     z = cam[:, 2]
-    k_t = torch.as_tensor(k_hi)
+    k_t = torch.as_tensor(k_hi, device=device)
     px = k_t[0, 0] * cam[:, 0] / z.clamp_min(_NEAR) + k_t[0, 2]
     py = k_t[1, 1] * cam[:, 1] / z.clamp_min(_NEAR) + k_t[1, 2]
-    f = torch.as_tensor(np.asarray(faces, dtype=np.int64))
-    col = torch.as_tensor(np.asarray(colors, dtype=np.float32))
+    f = torch.as_tensor(np.asarray(faces, dtype=np.int64), device=device)
+    col = torch.as_tensor(np.asarray(colors, dtype=np.float32), device=device)
 
     # Drop triangles behind the camera or entirely outside the image.
     fz = z[f]
@@ -89,7 +91,7 @@ def render_mesh(
     y1 = torch.ceil(fy.max(1).values - 0.5).clamp(0, h_hi - 1).long()
     span = torch.maximum(x1 - x0, y1 - y0) + 1
 
-    depth = torch.full((h_hi * w_hi,), float("inf"), dtype=torch.float64)
+    depth = torch.full((h_hi * w_hi,), float("inf"), dtype=torch.float64, device=device)
     cand_pix, cand_depth, cand_color = [], [], []
     # Triangles are grouped by bounding-box size so that each group enumerates a fixed pixel grid.
     size = 1
@@ -97,37 +99,41 @@ def render_mesh(
         group = (span <= size) & (span > size // 2) if size > 1 else span <= 1
         if group.any():
             idx = torch.nonzero(group).squeeze(1)
-            offs = torch.arange(size)
-            gx = (x0[idx, None, None] + offs[None, None, :]).expand(-1, size, size)
-            gy = (y0[idx, None, None] + offs[None, :, None]).expand(-1, size, size)
-            cx = gx.double() + 0.5
-            cy = gy.double() + 0.5
-            ax, ay = fx[idx, 0, None, None], fy[idx, 0, None, None]
-            bx, by = fx[idx, 1, None, None], fy[idx, 1, None, None]
-            qx, qy = fx[idx, 2, None, None], fy[idx, 2, None, None]
+            offs = torch.arange(size, device=device)
+            gx = x0[idx, None] + offs  # [G, size] sample columns, rows likewise
+            gy = y0[idx, None] + offs
+            ax, ay = fx[idx, 0, None], fy[idx, 0, None]
+            bx, by = fx[idx, 1, None], fy[idx, 1, None]
+            qx, qy = fx[idx, 2, None], fy[idx, 2, None]
             area = (bx - ax) * (qy - ay) - (qx - ax) * (by - ay)
-            w0 = ((bx - cx) * (qy - cy) - (qx - cx) * (by - cy)) / area
-            w1 = ((qx - cx) * (ay - cy) - (ax - cx) * (qy - cy)) / area
+            # Barycentrics are affine in the sample position: each is a per-column part plus a per-row
+            # part, so the [G, size, size] grids cost one broadcast add each.
+            cx, cy = gx.double() + 0.5, gy.double() + 0.5
+            w0 = (((by - qy) * cx) / area)[:, None, :] + (((qx - bx) * cy + bx * qy - qx * by) / area)[:, :, None]
+            w1 = (((qy - ay) * cx) / area)[:, None, :] + (((ax - qx) * cy + qx * ay - ax * qy) / area)[:, :, None]
             w2 = 1.0 - w0 - w1
-            inside = (w0 >= 0) & (w1 >= 0) & (w2 >= 0) & (area.abs() > 1e-12)
-            inside &= (gx < w_hi) & (gy < h_hi)
-            # 1/z is linear in screen space, so interpolating it gives the exact depth.
-            inv_z = w0 / fz[idx, 0, None, None] + w1 / fz[idx, 1, None, None] + w2 / fz[idx, 2, None, None]
-            tri_cols = col[f[idx]]  # [G, 3, 3]
-            rgb = (
-                w0[..., None].float() * tri_cols[:, None, None, 0]
-                + w1[..., None].float() * tri_cols[:, None, None, 1]
-                + w2[..., None].float() * tri_cols[:, None, None, 2]
-            )
+            inside = (w0 >= 0) & (w1 >= 0) & (w2 >= 0) & (area.abs() > 1e-12)[:, :, None]
+            inside &= ((gx < w_hi)[:, None, :]) & ((gy < h_hi)[:, :, None])
+            # Depth and colour only where a sample is covered: at large sizes most of each grid is not.
             sel = inside.nonzero(as_tuple=True)
-            cand_pix.append(gy[sel] * w_hi + gx[sel])
-            cand_depth.append(1.0 / inv_z[sel])
-            cand_color.append(rgb[sel])
+            tri = idx[sel[0]]
+            b0, b1, b2 = w0[sel], w1[sel], w2[sel]
+            # 1/z is linear in screen space, so interpolating it gives the exact depth.
+            inv_z = b0 / fz[tri, 0] + b1 / fz[tri, 1] + b2 / fz[tri, 2]
+            tri_cols = col[f[tri]]  # [S, 3, 3]
+            rgb = (
+                b0[:, None].float() * tri_cols[:, 0]
+                + b1[:, None].float() * tri_cols[:, 1]
+                + b2[:, None].float() * tri_cols[:, 2]
+            )
+            cand_pix.append(gy[sel[0], sel[1]] * w_hi + gx[sel[0], sel[2]])
+            cand_depth.append(1.0 / inv_z)
+            cand_color.append(rgb)
         if size >= int(span.max().item() if span.numel() else 1):
             break
         size *= 2
 
-    image = torch.zeros((h_hi * w_hi, 4), dtype=torch.float32)
+    image = torch.zeros((h_hi * w_hi, 4), dtype=torch.float32, device=device)
     if cand_pix:
         pix = torch.cat(cand_pix)
         dep = torch.cat(cand_depth)
@@ -137,4 +143,4 @@ def render_mesh(
         image[pix[winner], :3] = rgb[winner].clamp(0, 1)
         image[pix[winner], 3] = 1.0
     image = image.view(height, s, width, s, 4).mean(dim=(1, 3))
-    return image.numpy()
+    return image.cpu().numpy()
