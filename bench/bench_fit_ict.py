@@ -45,7 +45,13 @@ def main() -> None:
         shutil.rmtree(folder, ignore_errors=True)
     started = time.perf_counter()
     fixture = make_ict_capture(
-        fixture_dir, sequences=ns.sequences, views=ns.views, frames=ns.frames, size=ns.size, seed=ns.seed
+        fixture_dir,
+        sequences=ns.sequences,
+        views=ns.views,
+        frames=ns.frames,
+        size=ns.size,
+        seed=ns.seed,
+        device="cuda" if ns.device == "cuda" else "cpu",
     )
     fixture_s = time.perf_counter() - started
 

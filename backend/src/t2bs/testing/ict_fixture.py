@@ -178,8 +178,13 @@ def make_ict_capture(
     drift: float = 0.03,
     max_shapes: int = 3,
     fps: int = 24,
+    device: str = "cpu",
 ) -> IctFixture:
-    """Write an ICT ground-truth capture into `out` (which must not exist or be empty)."""
+    """Write an ICT ground-truth capture into `out` (which must not exist or be empty).
+
+    `device` is where the frames are rasterized: "cuda" writes the standard benchmark's 4,800 frames
+    of 512 px in minutes instead of hours.
+    """
     out = Path(out)
     rng = np.random.default_rng(seed)
     head = load_ict_head(ict_path)
@@ -218,7 +223,9 @@ def make_ict_capture(
             seq_vertices[t] = vertices
             shaded = shade_lambert(albedo, vertex_normals(vertices, head.faces), LIGHT_DIR)
             for v, camera in enumerate(cameras):
-                rgba = render_mesh(vertices, head.faces, shaded, camera.K, camera.world_to_camera, size, size)
+                rgba = render_mesh(
+                    vertices, head.faces, shaded, camera.K, camera.world_to_camera, size, size, device=device
+                )
                 # Generated videos drift in colour per view and slowly over time.
                 wobble = 1.0 + 0.3 * drift * np.sin(2 * np.pi * t / max(frames, 2) + v)
                 alpha = rgba[..., 3:]
@@ -296,6 +303,7 @@ def main() -> None:
     parser.add_argument("--size", type=int, default=128)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--drift", type=float, default=0.03)
+    parser.add_argument("--device", default="cpu", help="where to rasterize the frames (cpu or cuda)")
     ns = parser.parse_args()
     fixture = make_ict_capture(
         ns.out,
@@ -306,6 +314,7 @@ def main() -> None:
         size=ns.size,
         seed=ns.seed,
         drift=ns.drift,
+        device=ns.device,
     )
     print(f"asset {fixture.asset}\ncapture {fixture.capture}\ntruth {fixture.truth}")
 
