@@ -23,6 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from t2bs.bundle import read_registered
+from t2bs.stages.fit import resolve_device
 from t2bs.testing.ict_fixture import make_ict_capture, registration_scores
 
 
@@ -51,7 +52,7 @@ def main() -> None:
         frames=ns.frames,
         size=ns.size,
         seed=ns.seed,
-        device="cuda" if ns.device == "cuda" else "cpu",
+        device=str(resolve_device(ns.device)),  # frames are rasterized where the fit runs
     )
     fixture_s = time.perf_counter() - started
 

@@ -18,6 +18,7 @@ import argparse
 import dataclasses
 import json
 import tempfile
+from collections.abc import Mapping
 from pathlib import Path
 
 import numpy as np
@@ -51,7 +52,7 @@ def skinning_basis(
 
 
 def least_squares_frames(
-    mesh: HeadMesh, scaffold: Scaffold, truth_path: Path, affine: bool = False
+    mesh: HeadMesh, scaffold: Scaffold, truth: Mapping[str, np.ndarray], affine: bool = False
 ) -> dict[str, np.ndarray]:
     """Per sequence [T, V, 3], in the asset file's coordinates: every true frame as close as the scaffold's
     skinning can hold it (least squares of the per-control parameters onto the true displacements)."""
@@ -65,14 +66,13 @@ def least_squares_frames(
     normal += 1e-6 * np.trace(normal) / len(normal) * np.eye(len(normal))
     factor = scipy.linalg.cho_factor(normal)
     registered: dict[str, np.ndarray] = {}
-    with np.load(truth_path) as truth:
-        for name in sorted(name for name in truth.files if name not in ("face_vertices", "diagonal")):
-            frames = []
-            for true in truth[name]:
-                displacement = mesh.from_source_points(true) - rest  # normalised frame
-                solved = scipy.linalg.cho_solve(factor, basis.T @ displacement)
-                frames.append(mesh.to_source_points(rest + basis @ solved))
-            registered[name] = np.asarray(frames, np.float32)
+    for name in sorted(name for name in truth if name not in ("face_vertices", "diagonal")):
+        frames = []
+        for true in truth[name]:
+            displacement = mesh.from_source_points(true) - rest  # normalised frame
+            solved = scipy.linalg.cho_solve(factor, basis.T @ displacement)
+            frames.append(mesh.to_source_points(rest + basis @ solved))
+        registered[name] = np.asarray(frames, np.float32)
     return registered
 
 
@@ -85,7 +85,8 @@ def ceiling(asset: Path, truth_path: Path, preset: FitPreset, affine: bool = Fal
     scaffold = build_scaffold(
         mesh, surface_samples=preset.surface_samples, control_count=preset.control_count, seed=seed
     )
-    registered = least_squares_frames(mesh, scaffold, truth_path, affine)
+    with np.load(truth_path) as truth:
+        registered = least_squares_frames(mesh, scaffold, truth, affine)
     overall = registration_scores(registered, truth_path)
     return {
         "controls": preset.control_count,

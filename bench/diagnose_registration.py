@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import json
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -30,7 +31,6 @@ from bench_skinning_ceiling import least_squares_frames
 from PIL import Image
 
 from t2bs.bundle import read_registered
-from t2bs.fit.scaffold import Scaffold
 from t2bs.fit.storage import SCAFFOLD, load_scaffold
 from t2bs.mesh_io import HeadMesh, load_head_mesh
 from t2bs.meshrender import render_mesh
@@ -40,7 +40,7 @@ MOVING_THRESHOLD = 1e-3  # of the diagonal, as registration_scores counts a vert
 BAND_EDGES = (1.0, 2.0, 4.0, 8.0, 16.0)  # multiples of the threshold; the last band is open
 
 
-def motion_bands(registered: dict[str, np.ndarray], truth: dict[str, Any]) -> list[dict[str, Any]]:
+def motion_bands(registered: dict[str, np.ndarray], truth: Mapping[str, np.ndarray]) -> list[dict[str, Any]]:
     """Motion recovered over the moving face vertices, in bands of their true motion.
 
     registered: per sequence [T, V, 3]; truth: the fixture's truth.npz as a mapping. Errors and motions
@@ -87,11 +87,14 @@ def gain_and_rest(predicted: np.ndarray, reference: np.ndarray) -> dict[str, Any
     return {"gain": round(gain, 3), "gain_per_axis": [round(float(g), 3) for g in per_axis], "rest": round(rest, 3)}
 
 
-def diagnose(mesh: HeadMesh, scaffold: Scaffold, truth_path: Path, registered: dict[str, np.ndarray]) -> dict:
-    """The fit's registered frames against the truth and against its own skinning's ceiling."""
-    ceiling = least_squares_frames(mesh, scaffold, truth_path)
-    with np.load(truth_path) as data:
-        truth = {name: data[name] for name in data.files}
+def diagnose(
+    truth: Mapping[str, np.ndarray], registered: dict[str, np.ndarray], ceiling: dict[str, np.ndarray]
+) -> dict:
+    """The fit's registered frames against the truth and against its own skinning's ceiling.
+
+    truth: the fixture's truth.npz as a mapping; registered and ceiling: per sequence [T, V, 3] (the
+    ceiling from `least_squares_frames` on the fit's scaffold).
+    """
     face, diagonal = truth["face_vertices"], float(truth["diagonal"])
     sequences = {}
     for name, predicted in registered.items():
@@ -105,18 +108,19 @@ def diagnose(mesh: HeadMesh, scaffold: Scaffold, truth_path: Path, registered: d
         "fit": motion_bands(registered, truth),
         "ceiling": motion_bands({name: ceiling[name] for name in registered}, truth),
         "last_frame_against_ceiling": sequences,
-        "ceiling_frames": ceiling,
     }
 
 
 def error_map(
-    mesh: HeadMesh, truth_path: Path, registered: dict[str, np.ndarray], ceiling: dict[str, np.ndarray], size: int = 256
+    mesh: HeadMesh,
+    truth: Mapping[str, np.ndarray],
+    registered: dict[str, np.ndarray],
+    ceiling: dict[str, np.ndarray],
+    size: int = 256,
 ) -> np.ndarray:
     """[3 * size per sequence, 3 * size, 3] uint8: rows of true motion, ceiling error, fit error (front view)."""
     camera = ict_cameras(1, size)[0]
-    with np.load(truth_path) as data:
-        face, diagonal = data["face_vertices"], float(data["diagonal"])
-        truth = {name: data[name] for name in registered}
+    face, diagonal = truth["face_vertices"], float(truth["diagonal"])
     on_face = np.zeros(len(mesh.vertices), bool)
     on_face[face] = True
     full_scale = 10 * MOVING_THRESHOLD * diagonal
@@ -148,14 +152,15 @@ def main() -> None:
     fixture, bundle = ns.work / "fixture", ns.work / "bundle"
     mesh = load_head_mesh(fixture / "head.ply")
     scaffold = load_scaffold(bundle / SCAFFOLD)
-    truth_path = fixture / "truth.npz"
     names = sorted(path.stem for path in (bundle / "registered").glob("*.npz"))
     registered = {name: read_registered(bundle / "registered" / f"{name}.npz", len(mesh.vertices)) for name in names}
-    report = diagnose(mesh, scaffold, truth_path, registered)
-    ceiling = report.pop("ceiling_frames")
-    print(json.dumps(report, indent=2))
+    # Read once: the standard capture's truth is a few hundred megabytes.
+    with np.load(fixture / "truth.npz") as data:
+        truth = {name: data[name] for name in data.files}
+    ceiling = least_squares_frames(mesh, scaffold, truth)
+    print(json.dumps(diagnose(truth, registered, ceiling), indent=2))
     if ns.map is not None:
-        Image.fromarray(error_map(mesh, truth_path, registered, ceiling)).save(ns.map)
+        Image.fromarray(error_map(mesh, truth, registered, ceiling)).save(ns.map)
         print(f"error map: {ns.map}")
 
 
