@@ -13,7 +13,7 @@ import pytest
 TESTS = Path(__file__).resolve().parent
 PLUGINS = TESTS / "plugins"
 SHARED_DATA = TESTS.parent.parent / "shared" / "data"
-ICT_HEAD = SHARED_DATA / "ict_facekit" / "ict_head.npz"
+ICT_HEAD = Path(os.environ.get("T2BS_ICT_HEAD") or SHARED_DATA / "ict_facekit" / "ict_head.npz")  # as ict_fixture
 
 if str(PLUGINS) not in sys.path:
     sys.path.insert(0, str(PLUGINS))

@@ -23,8 +23,7 @@ from t2bs.stages.asset import (
     MeshFileProvider,
     load_asset,
 )
-
-ICT_HEAD = Path("/work/shared/data/ict_facekit/ict_head.npz")
+from tests.conftest import ICT_HEAD
 
 
 def textured_head(folder: Path) -> Path:

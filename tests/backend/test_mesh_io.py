@@ -21,9 +21,7 @@ from t2bs.mesh_io import (
     save_static_glb,
     transform_points,
 )
-
-ICT_HEAD = Path("/work/shared/data/ict_facekit/ict_head.npz")
-
+from tests.conftest import ICT_HEAD
 
 # -- test meshes -------------------------------------------------------------------------------------
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -23,7 +24,12 @@ from scipy.spatial import cKDTree
 from ..capture import Camera, CaptureWriter, look_at_camera
 from ..meshrender import render_mesh, shade_lambert, vertex_normals
 
-DEFAULT_ICT_PATH = Path(__file__).resolve().parents[4] / ".." / "shared" / "data" / "ict_facekit" / "ict_head.npz"
+# $T2BS_ICT_HEAD wins: a machine that gets the checkout without the shared/ folder beside it (a lent GPU
+# machine, bench/gpu_day.sh) carries the file elsewhere.
+DEFAULT_ICT_PATH = Path(
+    os.environ.get("T2BS_ICT_HEAD")
+    or Path(__file__).resolve().parents[4] / ".." / "shared" / "data" / "ict_facekit" / "ict_head.npz"
+)
 
 # Views (azimuth, elevation) in degrees around the head; the first is frontal, as DESIGN.md asks.
 VIEW_ANGLES = [
