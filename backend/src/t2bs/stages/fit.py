@@ -27,6 +27,7 @@ from ..fit.storage import (
 )
 from ..fit.trainer import FitData, Trainer, load_fit_data
 from ..mesh_io import HeadMesh
+from ..render.gaussians import resolve_backend
 from ..stage import Stage, StageContext
 from .asset import load_asset
 
@@ -144,7 +145,10 @@ class FitStage(Stage):
             mesh,
         )
         ctx.record_provider(
-            name="deformable-gaussians", preset=preset_name, device=str(device), rasterizer=trainer.backend
+            name="deformable-gaussians",
+            preset=preset_name,
+            device=str(device),
+            rasterizer=resolve_backend(trainer.backend, device),  # the one that ran, not "auto"
         )
         ctx.record_metrics(
             psnr=result.per_sequence_psnr,
