@@ -27,6 +27,30 @@ from t2bs.stages.fit import resolve_device
 from t2bs.testing.ict_fixture import make_ict_capture, registration_scores
 
 
+def run_reporting_progress(command: list[str], every_s: float) -> None:
+    """Run `t2bs ... --json` and print one line of its progress events every `every_s` seconds.
+
+    A run stopped at a time limit (a lent GPU machine's) then still says how far it got and how fast.
+    """
+    started = last = time.perf_counter()
+    with subprocess.Popen(command, stdout=subprocess.PIPE, text=True) as process:
+        assert process.stdout is not None
+        for line in process.stdout:
+            event = json.loads(line)
+            now = time.perf_counter()
+            if event.get("event") == "progress" and (now - last >= every_s or event["fraction"] >= 1.0):
+                last = now
+                eta = "?" if event["eta_s"] is None else f"{event['eta_s']:.0f} s"
+                print(
+                    f"[{now - started:6.0f} s] {event['stage']} {100 * event['fraction']:5.1f}%"
+                    f" (ETA {eta}): {event['message']}",
+                    file=sys.stderr,
+                    flush=True,
+                )
+    if process.returncode != 0:
+        raise subprocess.CalledProcessError(process.returncode, command)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--work", type=Path, default=None, help="folder for the capture and bundle (default: temp)")
@@ -38,6 +62,9 @@ def main() -> None:
     parser.add_argument("--size", type=int, default=128)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--fit-steps", type=int, default=None)
+    parser.add_argument(
+        "--progress", action="store_true", help="print the fit's stage, fraction and ETA every 30 s (stderr)"
+    )
     ns = parser.parse_args()
 
     work = ns.work or Path(tempfile.mkdtemp(prefix="t2bs-bench-"))
@@ -71,12 +98,15 @@ def main() -> None:
         ns.preset,
         "--device",
         ns.device,
-        "--quiet",
+        "--json" if ns.progress else "--quiet",
     ]
     if ns.fit_steps:
         command += ["--fit-steps", str(ns.fit_steps)]
     started = time.perf_counter()
-    subprocess.run(command, check=True)
+    if ns.progress:
+        run_reporting_progress(command, every_s=30.0)
+    else:
+        subprocess.run(command, check=True)
     fit_s = time.perf_counter() - started
     peak_rss_mb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
 
