@@ -356,8 +356,6 @@ class Trainer:
 
         total = sum(terms.values())
         assert isinstance(total, Tensor)
-        if not torch.isfinite(total):
-            raise NonFiniteLoss(f"The fit diverged at step {step} (the loss is not a number).")
         self.optimizer.zero_grad(set_to_none=True)
         total.backward()
         if step < int(p.albedo_hold * p.steps):
@@ -365,10 +363,14 @@ class Trainer:
             # leaves them and their moments untouched.
             model.base_colors.grad = None
         self.optimizer.step()
-        result = {name: float(value.detach()) for name, value in terms.items()}
-        result["total"] = float(total.detach())
-        result["psnr"] = float(losses.psnr(rgb.detach(), target_rgb))
-        return result
+        # One device-to-host copy for all the numbers, after the whole step is queued: on a GPU each
+        # read stalls the host until the device catches up. A non-finite loss is caught here, after the
+        # update, which is safe because `run` then puts the last good state back.
+        names = [*terms, "total", "psnr"]
+        values = torch.stack([*terms.values(), total, losses.psnr(rgb.detach(), target_rgb)]).detach().tolist()
+        if not math.isfinite(values[-2]):
+            raise NonFiniteLoss(f"The fit diverged at step {step} (the loss is not a number).")
+        return dict(zip(names, values, strict=True))
 
     @torch.no_grad()
     def neutral_error(self, neutral: Tensor, step: int) -> tuple[Tensor, Tensor]:
