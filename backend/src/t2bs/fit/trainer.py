@@ -268,27 +268,40 @@ class Trainer:
         lookup[key] = torch.arange(len(key))
         neutral_key = first_of_frame[data.image_frame.cpu()] * len(data.camera_names) + data.image_view.cpu()
         neutral_of = lookup[neutral_key]
-        self.neutral_of: Tensor = neutral_of.to(data.images.device)
+        # On the CPU, where batches are drawn: the images it names are looked up from Python, and a read
+        # from the GPU would stall the host in the middle of every step.
+        self.neutral_of: Tensor = neutral_of
         # The frame-0 images themselves: what the colour warm-up draws from.
         self.neutral_images: Tensor = torch.nonzero(neutral_of == torch.arange(len(key))).squeeze(1)
         self._neutral_errors: dict[int, tuple[Tensor, Tensor]] = {}
+        # Which Gaussians each camera sees: back-facing ones (by the static normals) are dropped before
+        # rasterizing. Per camera, the kept ones first in their own order, and how many there are.
+        to_camera = model.static_means[None] - data.camera_centers[:, None]
+        facing = (model.normals[None] * to_camera).sum(-1) / to_camera.norm(dim=-1).clamp_min(1e-9)
+        keep = facing < BACKFACE_COSINE  # [C, N]
+        self.visible_order: Tensor = torch.argsort((~keep).to(torch.int8), dim=1, stable=True)
+        self.visible_count_on_device: Tensor = keep.sum(1)
+        self.visible_count: Tensor = self.visible_count_on_device.cpu()
+        self.image_view_cpu: Tensor = data.image_view.cpu()
         self._neutral_step: dict[int, int] = {}
 
     # -- one step ---------------------------------------------------------------------------------
 
     def render(self, gaussians: GaussianBatch, views: Tensor) -> tuple[Tensor, Tensor]:
-        """Render a batch at cameras `views` [B]; Gaussians facing away are dropped first."""
+        """Render a batch at cameras `views` [B]; Gaussians facing away are dropped first.
+
+        `views` is best a CPU tensor: it picks each camera's visible Gaussians from a table made once,
+        and a GPU tensor would have to be read back first, stalling the host mid-step.
+        """
         data = self.data
         means = gaussians.means
         batch = means.shape[0]
-        to_camera = self.model.static_means[None] - data.camera_centers[views][:, None]
-        facing = (self.model.normals[None] * to_camera).sum(-1) / to_camera.norm(dim=-1).clamp_min(1e-9)
-        keep = facing < BACKFACE_COSINE  # [B, N]
+        views_cpu = views.cpu()
+        views = views_cpu.to(means.device, non_blocking=True)
         # Items keep different subsets; pad to the largest with fully transparent Gaussians.
-        kept = keep.sum(1)
-        width_n = int(kept.max())
-        order = torch.argsort((~keep).to(torch.int8), dim=1, stable=True)[:, :width_n]
-        valid = torch.arange(width_n, device=means.device)[None] < kept[:, None]
+        width_n = int(self.visible_count[views_cpu].max())
+        order = self.visible_order[views, :width_n]
+        valid = torch.arange(width_n, device=means.device)[None] < self.visible_count_on_device[views][:, None]
 
         def take(t: Tensor) -> Tensor:
             index = order.reshape(batch, width_n, *([1] * (t.dim() - 2))).expand(-1, -1, *t.shape[2:])
@@ -324,16 +337,16 @@ class Trainer:
         warmup = step < int(p.color_warmup * p.steps)
         pool = self.neutral_images if warmup else None
         if pool is None:
-            picked = torch.randint(len(data.images), (p.batch,), generator=self.generator)
+            picked_on_cpu = torch.randint(len(data.images), (p.batch,), generator=self.generator)
         else:
-            picked = pool[torch.randint(len(pool), (p.batch,), generator=self.generator)]
-        picked = picked.to(data.images.device)
+            picked_on_cpu = pool[torch.randint(len(pool), (p.batch,), generator=self.generator)]
+        picked = picked_on_cpu.to(data.images.device)
         frames, views = data.image_frame[picked], data.image_view[picked]
         codes = model.frame_codes(frames)
         view_codes = data.view_codes[views]
         # Colours first: rendered appearance (lighting, drift) must not be explained by moving geometry.
         gaussians, deformation = model.gaussians(codes, view_codes, frames=frames, deform=not warmup)
-        rgb, alpha = self.render(gaussians, views)
+        rgb, alpha = self.render(gaussians, self.image_view_cpu[picked_on_cpu])
         means = gaussians.means
         target_rgb, target_alpha = self.targets(data.images[picked], views)
 
@@ -345,7 +358,7 @@ class Trainer:
             # The change since frame 0 of the same video: whatever the splats get wrong in every frame
             # alike (a blurred silhouette, baked shading, colour drift) cancels, and what is left is the
             # expression, which the geometry must then explain.
-            rgb_error, alpha_error = self.neutral_error(self.neutral_of[picked], step)
+            rgb_error, alpha_error = self.neutral_error(self.neutral_of[picked_on_cpu], step)
             terms["change"] = p.change_weight * losses.photometric(rgb, target_rgb + rgb_error, p.ssim_weight)
             if data.has_mask:
                 change_mask = (alpha - target_alpha - alpha_error).abs().mean()
@@ -386,7 +399,7 @@ class Trainer:
             index = torch.tensor(stale, device=data.images.device)
             frames, views = data.image_frame[index], data.image_view[index]
             gaussians, _ = model.gaussians(model.frame_codes(frames), data.view_codes[views], frames=frames)
-            rgb, alpha = self.render(gaussians, views)
+            rgb, alpha = self.render(gaussians, self.image_view_cpu[stale])
             target_rgb, target_alpha = self.targets(data.images[index], views)
             for row, image in enumerate(stale):
                 self._neutral_errors[image] = (rgb[row] - target_rgb[row], alpha[row] - target_alpha[row])
@@ -510,7 +523,7 @@ class Trainer:
             picked = torch.arange(start, min(start + batch, len(data.images)), device=data.images.device)
             frames, views = data.image_frame[picked], data.image_view[picked]
             gaussians, _ = model.gaussians(model.frame_codes(frames), data.view_codes[views], frames=frames)
-            rgb, _ = self.render(gaussians, views)
+            rgb, _ = self.render(gaussians, self.image_view_cpu[start : start + len(picked)])
             target, _ = self.targets(data.images[picked], views)
             mse = ((rgb - target) ** 2).mean(dim=(1, 2, 3))
             for frame, value in zip(frames.tolist(), mse.tolist(), strict=True):
