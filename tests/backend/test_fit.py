@@ -303,7 +303,7 @@ def test_change_term_compares_with_frame_0_of_the_same_video(ict: IctFixture) ->
     from t2bs.fit.trainer import NEUTRAL_REFRESH
 
     trainer = _small_trainer(ict, steps=4)
-    trainer.preset = dataclasses.replace(trainer.preset, change_weight=1.0)  # as in the standard preset
+    trainer.preset = dataclasses.replace(trainer.preset, change_weight=1.0)  # a clear share of the step
     data = trainer.data
     # Every image maps to the image of its sequence's frame 0 seen by the same camera.
     neutral = trainer.neutral_of
