@@ -351,8 +351,8 @@ def test_base_colours_stay_the_assets_own_while_the_shading_learns_the_light(ict
 def test_preview_fit_recovers_expression_motion_on_ict(tmp_path: Path) -> None:
     """The CPU quality measurement of issue 3 (preview preset, 3 x 4 views x 9 frames, 128 px).
 
-    The issue's target is 80% of the motion; the fit reaches 69.5% today (docs/benchmarks.md; another
-    capture seed gives 67.8%). This test guards what has been reached, so that a change that makes
+    The issue's target is 80% of the motion; the fit reaches 71.3% today (docs/benchmarks.md; another
+    capture seed gives 69.5%). This test guards what has been reached, so that a change that makes
     registration worse fails here.
     """
     from t2bs.testing.ict_fixture import registration_scores
@@ -366,7 +366,7 @@ def test_preview_fit_recovers_expression_motion_on_ict(tmp_path: Path) -> None:
     scores = registration_scores(registered, fixture.truth)
     assert scores["mean_error_over_diagonal"] < 0.001
     assert scores["mean_error_over_diagonal"] < 0.85 * scores["static_error_over_diagonal"]
-    assert scores["motion_recovered"] >= 0.67, scores
+    assert scores["motion_recovered"] >= 0.70, scores
 
 
 @pytest.mark.gpu

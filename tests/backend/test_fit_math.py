@@ -77,6 +77,20 @@ def test_separable_ssim_equals_the_2d_window_ssim() -> None:
     assert torch.allclose(losses.ssim(a, a), torch.tensor(1.0), atol=1e-6)
 
 
+def test_the_gradient_term_sees_a_shifted_edge_but_not_a_colour_offset() -> None:
+    image = torch.zeros(1, 16, 16, 3)
+    image[:, :, 8:] = 0.8  # a vertical edge
+    shifted = torch.zeros(1, 16, 16, 3)
+    shifted[:, :, 9:] = 0.8  # the same edge a pixel to the right
+    offset = image + 0.1
+    assert losses.gradient_l1(image, offset) < 1e-7
+    # One edge column of 15 differences moves by one: 0.8 on two of them, in every row and channel.
+    assert torch.allclose(losses.gradient_l1(image, shifted), torch.tensor(2 * 0.8 / 15))
+    plain = losses.photometric(image, offset, ssim_weight=0.0)
+    assert torch.allclose(losses.photometric(image, offset, 0.0, gradient_weight=3.0), plain)
+    assert losses.photometric(image, shifted, 0.0, gradient_weight=3.0) > losses.photometric(image, shifted, 0.0)
+
+
 def _turn(angle: float) -> torch.Tensor:
     c, s = np.cos(angle), np.sin(angle)
     return torch.tensor([[c, -s, 0.0], [s, c, 0.0], [0.0, 0.0, 1.0]], dtype=torch.float32)
