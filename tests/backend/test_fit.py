@@ -351,8 +351,8 @@ def test_base_colours_stay_the_assets_own_while_the_shading_learns_the_light(ict
 def test_preview_fit_recovers_expression_motion_on_ict(tmp_path: Path) -> None:
     """The CPU quality measurement of issue 3 (preview preset, 3 x 4 views x 9 frames, 128 px).
 
-    The issue's target is 80% of the motion; the fit reaches 71.3% today (docs/benchmarks.md; another
-    capture seed gives 69.5%). This test guards what has been reached, so that a change that makes
+    The issue's target is 80% of the motion; the fit reaches 71.4% today (docs/benchmarks.md; another
+    capture seed gives 69.2%). This test guards what has been reached, so that a change that makes
     registration worse fails here.
     """
     from t2bs.testing.ict_fixture import registration_scores

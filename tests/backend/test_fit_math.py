@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
+import pytest
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from t2bs.fit import losses
 from t2bs.fit.model import SurfaceNormals, _conditioned, _mlp
+from t2bs.fit.presets import PRESETS
 from t2bs.fit.sparse import SparseMatrix, csr_from_triplets, transposed_csr
 from t2bs.meshrender import vertex_normals
 
@@ -94,6 +98,20 @@ def test_the_gradient_term_sees_a_shifted_edge_but_not_a_colour_offset() -> None
 def _turn(angle: float) -> torch.Tensor:
     c, s = np.cos(angle), np.sin(angle)
     return torch.tensor([[c, -s, 0.0], [s, c, 0.0], [0.0, 0.0, 1.0]], dtype=torch.float32)
+
+
+def test_the_edge_term_is_off_in_the_colour_warm_up_and_ramps_in_to_its_full_weight() -> None:
+    preset = dataclasses.replace(
+        PRESETS["preview"], steps=1000, color_warmup=0.1, gradient_weight=3.0, gradient_ramp=0.5
+    )
+    assert preset.gradient_weight_at(0) == 0.0
+    assert preset.gradient_weight_at(100) == 0.0  # the warm-up fits colours on neutral frames
+    assert preset.gradient_weight_at(300) == pytest.approx(1.5)  # halfway from step 100 to 500
+    assert preset.gradient_weight_at(500) == pytest.approx(3.0)
+    assert preset.gradient_weight_at(999) == pytest.approx(3.0)
+    # A ramp that ends before the warm-up does is a step at its end, not a division by zero.
+    abrupt = dataclasses.replace(preset, gradient_ramp=0.0)
+    assert abrupt.gradient_weight_at(100) == 0.0 and abrupt.gradient_weight_at(101) == pytest.approx(3.0)
 
 
 def test_arap_lets_a_neighbourhood_turn_but_not_stretch() -> None:
