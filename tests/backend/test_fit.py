@@ -19,6 +19,7 @@ import torch
 from t2bs.bundle import Bundle, read_registered
 from t2bs.capture import CaptureWriter, look_at_camera, read_capture
 from t2bs.errors import Cancelled, InputError
+from t2bs.fit import losses as fit_losses
 from t2bs.fit.model import DeformableGaussians, axis_angle_to_matrix, normal_quaternions
 from t2bs.fit.presets import PRESETS
 from t2bs.fit.scaffold import build_scaffold
@@ -348,6 +349,32 @@ def test_base_colours_stay_the_assets_own_while_the_shading_learns_the_light(ict
 
 
 @pytest.mark.slow
+def test_each_step_weighs_the_edge_term_as_the_preset_ramps_it(
+    ict: IctFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    trainer = _small_trainer(ict, steps=10)  # the colour warm-up is step 0
+    trainer.preset = dataclasses.replace(trainer.preset, gradient_ramp=0.6)
+    original = fit_losses.photometric
+    passed: list[float] = []
+
+    def spy(
+        rendered: torch.Tensor, target: torch.Tensor, ssim_weight: float, gradient_weight: float = 0.0
+    ) -> torch.Tensor:
+        passed.append(gradient_weight)
+        return original(rendered, target, ssim_weight, gradient_weight)
+
+    monkeypatch.setattr(fit_losses, "photometric", spy)
+    seen = {}
+    for step in (0, 3, 9):
+        passed.clear()
+        trainer.step(step)
+        assert len(passed) == (1 if step == 0 else 2)  # the change term joins after the warm-up
+        assert passed == [pytest.approx(trainer.preset.gradient_weight_at(step))] * len(passed)
+        seen[step] = passed[0]
+    # Off in the warm-up, part of the way at step 3 (plain and change terms alike), full at the end.
+    assert seen[0] == 0.0 and 0.0 < seen[3] < trainer.preset.gradient_weight == pytest.approx(seen[9])
+
+
 def test_preview_fit_recovers_expression_motion_on_ict(tmp_path: Path) -> None:
     """The CPU quality measurement of issue 3 (preview preset, 3 x 4 views x 9 frames, 128 px).
 
