@@ -348,7 +348,6 @@ def test_base_colours_stay_the_assets_own_while_the_shading_learns_the_light(ict
     assert not torch.equal(model.base_colors, asset_colors)
 
 
-@pytest.mark.slow
 def test_each_step_weighs_the_edge_term_as_the_preset_ramps_it(
     ict: IctFixture, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -375,6 +374,7 @@ def test_each_step_weighs_the_edge_term_as_the_preset_ramps_it(
     assert seen[0] == 0.0 and 0.0 < seen[3] < trainer.preset.gradient_weight == pytest.approx(seen[9])
 
 
+@pytest.mark.slow
 def test_preview_fit_recovers_expression_motion_on_ict(tmp_path: Path) -> None:
     """The CPU quality measurement of issue 3 (preview preset, 3 x 4 views x 9 frames, 128 px).
 
