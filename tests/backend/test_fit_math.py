@@ -78,6 +78,7 @@ def test_separable_ssim_equals_the_2d_window_ssim() -> None:
     a = torch.rand(2, 32, 24, 3, generator=generator)
     b = (a + 0.1 * torch.randn(2, 32, 24, 3, generator=generator)).clamp(0, 1)
     assert torch.allclose(losses.ssim(a, b), _ssim_2d_window(a, b), atol=1e-6)
+    assert torch.allclose(losses.ssim(a, b, 0.75), _ssim_2d_window(a, b, 5, 0.75), atol=1e-6)
     assert torch.allclose(losses.ssim(a, a), torch.tensor(1.0), atol=1e-6)
 
 
@@ -112,6 +113,17 @@ def test_the_edge_term_is_off_in_the_colour_warm_up_and_ramps_in_to_its_full_wei
     # A ramp that ends before the warm-up does is a step at its end, not a division by zero.
     abrupt = dataclasses.replace(preset, gradient_ramp=0.0)
     assert abrupt.gradient_weight_at(100) == 0.0 and abrupt.gradient_weight_at(101) == pytest.approx(3.0)
+
+
+def test_ssim_window_narrows_over_equal_parts_of_the_steps_after_the_colour_warm_up() -> None:
+    preset = dataclasses.replace(PRESETS["preview"], steps=1000, color_warmup=0.1, ssim_sigmas=(1.5, 1.0, 0.75))
+    steps = (0, 99, 399, 400, 699, 700, 999, 5000)
+    assert [preset.ssim_sigma_at(step) for step in steps] == [1.5] * 3 + [1.0] * 2 + [0.75] * 3
+    assert dataclasses.replace(preset, ssim_sigmas=(1.5,)).ssim_sigma_at(999) == 1.5
+    # The window is as wide as the Gaussian needs: the classic 11 px at 1.5 px, narrower below.
+    assert [losses.ssim_window_size(sigma) for sigma in (1.5, 1.0, 0.75)] == [11, 7, 5]
+    a, b = torch.rand(2, 16, 16, 3), torch.rand(2, 16, 16, 3)
+    assert not torch.allclose(losses.ssim(a, b, 0.75), losses.ssim(a, b, 1.5))
 
 
 def test_arap_lets_a_neighbourhood_turn_but_not_stretch() -> None:

@@ -15,8 +15,16 @@ def _gaussian_taps(size: int, sigma: float, device: torch.device, dtype: torch.d
     return g / g.sum()
 
 
-def ssim(a: Tensor, b: Tensor, window: int = 11, sigma: float = 1.5) -> Tensor:
-    """Mean structural similarity of [B, H, W, C] images (Wang et al. 2004, Gaussian window)."""
+def ssim_window_size(sigma: float) -> int:
+    """The odd window width (px) that holds a Gaussian of standard deviation `sigma` (px): 11 for the
+    classic 1.5 px, 7 for 1 px, 5 for 0.75 px."""
+    return 2 * round(3.3 * sigma) + 1
+
+
+def ssim(a: Tensor, b: Tensor, sigma: float = 1.5) -> Tensor:
+    """Mean structural similarity of [B, H, W, C] images (Wang et al. 2004), Gaussian window of
+    standard deviation `sigma` px (1.5 px and 11 px wide: the classic setting)."""
+    window = ssim_window_size(sigma)
     x, y = a.permute(0, 3, 1, 2), b.permute(0, 3, 1, 2)
     channels = x.shape[1]
     # The five local means in one pass, and the Gaussian window as a row then a column filter: the
@@ -35,14 +43,17 @@ def ssim(a: Tensor, b: Tensor, window: int = 11, sigma: float = 1.5) -> Tensor:
     return value.mean()
 
 
-def photometric(rendered: Tensor, target: Tensor, ssim_weight: float, gradient_weight: float = 0.0) -> Tensor:
-    """Robust (L1) colour error plus (1 - SSIM), plus `gradient_weight` times `gradient_l1`.
+def photometric(
+    rendered: Tensor, target: Tensor, ssim_weight: float, gradient_weight: float = 0.0, ssim_sigma: float = 1.5
+) -> Tensor:
+    """Robust (L1) colour error plus (1 - SSIM at window `ssim_sigma` px), plus `gradient_weight` times
+    `gradient_l1`.
 
     rendered, target [B, H, W, 3] in 0..1.
     """
     loss = (rendered - target).abs().mean()
     if ssim_weight > 0:
-        loss = loss + ssim_weight * (1.0 - ssim(rendered, target))
+        loss = loss + ssim_weight * (1.0 - ssim(rendered, target, ssim_sigma))
     if gradient_weight > 0:
         loss = loss + gradient_weight * gradient_l1(rendered, target)
     return loss

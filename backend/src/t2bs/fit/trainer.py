@@ -351,8 +351,8 @@ class Trainer:
         target_rgb, target_alpha = self.targets(data.images[picked], views)
 
         terms: dict[str, Tensor] = {}
-        edge_weight = p.gradient_weight_at(step)
-        terms["photo"] = losses.photometric(rgb, target_rgb, p.ssim_weight, edge_weight)
+        edge_weight, ssim_sigma = p.gradient_weight_at(step), p.ssim_sigma_at(step)
+        terms["photo"] = losses.photometric(rgb, target_rgb, p.ssim_weight, edge_weight, ssim_sigma)
         if data.has_mask:
             terms["mask"] = p.mask_weight * (alpha - target_alpha).abs().mean()
         if deformation is not None and p.change_weight > 0:
@@ -361,7 +361,7 @@ class Trainer:
             # expression, which the geometry must then explain.
             rgb_error, alpha_error = self.neutral_error(self.neutral_of[picked_on_cpu], step)
             terms["change"] = p.change_weight * losses.photometric(
-                rgb, target_rgb + rgb_error, p.ssim_weight, edge_weight
+                rgb, target_rgb + rgb_error, p.ssim_weight, edge_weight, ssim_sigma
             )
             if data.has_mask:
                 change_mask = (alpha - target_alpha - alpha_error).abs().mean()
