@@ -113,6 +113,11 @@ def test_the_edge_term_is_off_in_the_colour_warm_up_and_ramps_in_to_its_full_wei
     # A ramp that ends before the warm-up does is a step at its end, not a division by zero.
     abrupt = dataclasses.replace(preset, gradient_ramp=0.0)
     assert abrupt.gradient_weight_at(100) == 0.0 and abrupt.gradient_weight_at(101) == pytest.approx(3.0)
+    # The change term ramps in the same way, to its own weight at its own fraction of the steps.
+    change = dataclasses.replace(preset, change_weight=0.25, change_ramp=1.0)
+    assert change.change_weight_at(100) == 0.0
+    assert change.change_weight_at(550) == pytest.approx(0.125)  # halfway from step 100 to 1000
+    assert change.change_weight_at(1000) == pytest.approx(0.25)
 
 
 def test_ssim_window_narrows_over_equal_parts_of_the_steps_after_the_colour_warm_up() -> None:

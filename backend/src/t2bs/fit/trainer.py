@@ -355,17 +355,18 @@ class Trainer:
         terms["photo"] = losses.photometric(rgb, target_rgb, p.ssim_weight, edge_weight, ssim_sigma)
         if data.has_mask:
             terms["mask"] = p.mask_weight * (alpha - target_alpha).abs().mean()
-        if deformation is not None and p.change_weight > 0:
+        change_weight = p.change_weight_at(step)
+        if deformation is not None and change_weight > 0:
             # The change since frame 0 of the same video: whatever the splats get wrong in every frame
             # alike (a blurred silhouette, baked shading, colour drift) cancels, and what is left is the
             # expression, which the geometry must then explain.
             rgb_error, alpha_error = self.neutral_error(self.neutral_of[picked_on_cpu], step)
-            terms["change"] = p.change_weight * losses.photometric(
+            terms["change"] = change_weight * losses.photometric(
                 rgb, target_rgb + rgb_error, p.ssim_weight, edge_weight, ssim_sigma
             )
             if data.has_mask:
                 change_mask = (alpha - target_alpha - alpha_error).abs().mean()
-                terms["change"] = terms["change"] + p.change_weight * p.mask_weight * change_mask
+                terms["change"] = terms["change"] + change_weight * p.mask_weight * change_mask
         terms["refine"] = p.refine_weight * ((gaussians.colors - gaussians.shaded) ** 2).mean()
         if deformation is not None:
             terms.update(self.geometry_terms(means, deformation, codes, frames))
