@@ -42,8 +42,8 @@ class FitPreset:
     # colour warm-up (FitPreset.ssim_sigma_at): wide while the large motions travel, narrow once the
     # fit is sharpening. At preview's 128 px: ICT 71.4 -> 71.75% (seed 1 69.2 -> 69.3%) against the
     # classic 1.5 px throughout, and the troll's jaw kept (57.2% against 57.4%), where 0.75 px
-    # throughout cost it 5 points (docs/benchmarks.md). Standard and high keep the classic window: at 512 px it is
-    # already a quarter as wide against the face, and they are not yet measured.
+    # throughout cost it 5 points (docs/benchmarks.md). Standard and high keep the classic window:
+    # at 512 px it is already a quarter as wide against the face, and they are not yet measured.
     ssim_sigmas: tuple[float, ...] = (1.5, 1.0, 0.75)
     mask_weight: float = 0.1
     laplacian_weight: float = 0.05
@@ -122,7 +122,6 @@ PRESETS: dict[str, FitPreset] = {
         lr_offsets=4e-3,
     ),
     "standard": FitPreset(
-        ssim_sigmas=(1.5,),
         surface_samples=30000,
         control_count=2000,
         steps=4000,
@@ -133,9 +132,9 @@ PRESETS: dict[str, FitPreset] = {
         lr_network=2e-3,
         lr_codes=1e-2,
         lr_colors=5e-3,
+        ssim_sigmas=(1.5,),
     ),
     "high": FitPreset(
-        ssim_sigmas=(1.5,),
         surface_samples=60000,
         control_count=3000,
         steps=10000,
@@ -146,5 +145,6 @@ PRESETS: dict[str, FitPreset] = {
         lr_network=2e-3,
         lr_codes=1e-2,
         lr_colors=5e-3,
+        ssim_sigmas=(1.5,),
     ),
 }
