@@ -88,17 +88,22 @@ class FitPreset:
 
     def _ramp(self, step: int, end_fraction: float) -> float:
         """0 until the colour warm-up ends, 1 from `end_fraction` of the steps on, linear between."""
-        start = self.color_warmup * self.steps
+        start = self._warmup_end
         end = max(end_fraction * self.steps, start + 1.0)
         return min(1.0, max(0.0, (step - start) / (end - start)))
 
     def ssim_sigma_at(self, step: int) -> float:
         """SSIM's window standard deviation (px) at `step`: `ssim_sigmas[0]` through the colour warm-up,
         then each of `ssim_sigmas` for an equal part of the remaining steps."""
-        start = self.color_warmup * self.steps
+        start = self._warmup_end
         part = max(self.steps - start, 1.0) / len(self.ssim_sigmas)
         index = int(max(0.0, step - start) // part)
         return self.ssim_sigmas[min(index, len(self.ssim_sigmas) - 1)]
+
+    @property
+    def _warmup_end(self) -> float:
+        """Where the schedules start: the end of the colour warm-up, in (fractional) steps."""
+        return self.color_warmup * self.steps
 
     def to_dict(self) -> dict[str, float | tuple[float, ...]]:
         return asdict(self)
