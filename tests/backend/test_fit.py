@@ -1,7 +1,7 @@
 """The fit and registration stages on a small ICT ground-truth capture: files, shapes, resume, bad input.
 
-Quality (how much of the true motion the preview preset recovers) is measured by
-bench/bench_fit_ict.py, not here: a CPU test cannot afford a full fit.
+Quality (how much of the true motion the preview preset recovers) is guarded by the one slow test,
+a full preview fit on a 3 x 4 views x 9 frames capture, and reported by bench/bench_fit_ict.py.
 """
 
 from __future__ import annotations
@@ -268,7 +268,39 @@ def test_neutral_frames_and_the_rest_field_never_reach_the_registration(ict: Ict
     assert (registered[1:] - static).abs().max() > 1e-3
 
 
-def test_shading_starts_as_none_and_follows_the_turned_normal(ict: IctFixture) -> None:
+class _HeadPose(torch.nn.Module):
+    """A head pose moving the head along x by `shift` / 20 (normalised units), plus `by_view` / 20 x the
+    view code's first number (the camera's azimuth): the same pose in every view when `by_view` is 0."""
+
+    def __init__(self, shift: float, by_view: float) -> None:
+        super().__init__()
+        self.shift, self.by_view = shift, by_view
+
+    def forward(self, condition: torch.Tensor) -> torch.Tensor:
+        pose = torch.zeros(len(condition), 6)
+        pose[:, 3] = self.shift + self.by_view * condition[:, -5]  # DeformableGaussians scales it by 0.05
+        return pose
+
+
+def test_the_view_penalty_covers_the_head_pose_as_well(ict: IctFixture) -> None:
+    # The global head transform is a view-conditioned output of the deformation like the controls'
+    # transforms: whatever of it differs from the canonical view's is the view-dependent part.
+    trainer = _small_trainer(ict, steps=1)
+    model, data = trainer.model, trainer.data
+    frames, side = torch.tensor([1, 1]), torch.tensor([1, 1])
+    assert not torch.equal(data.view_codes[1], data.canonical_view)
+    codes = model.frame_codes(frames)
+
+    def view_penalty(head_pose: torch.nn.Module) -> float:
+        model.head_pose = head_pose
+        with torch.no_grad():
+            gaussians, deformation = model.gaussians(codes, data.view_codes[side], frames=frames)
+            assert deformation is not None
+            return float(trainer.geometry_terms(gaussians.means, deformation, codes, frames)["view"])
+
+    still, shared, by_view = (view_penalty(_HeadPose(*pose)) for pose in ((0.0, 0.0), (2.0, 0.0), (2.0, 1.0)))
+    assert shared == pytest.approx(still)  # a head pose every view sees alike costs nothing here
+    assert by_view > still + 1e-3
     model = _small_trainer(ict, steps=1).model
     frames = torch.zeros(1, dtype=torch.long)
     gaussians, _ = model.gaussians(model.frame_codes(frames), torch.zeros(1, 5), frames=frames)

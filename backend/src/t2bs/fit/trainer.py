@@ -428,11 +428,14 @@ class Trainer:
         terms["arap"] = p.arap_weight * losses.arap_loss(
             model.controls, model.control_neighbors, deformation.rotation, deformation.translation, self.control_spacing
         )
-        # The view-dependent part: the same frame seen from the canonical view should deform alike.
+        # The view-dependent part: the same frame seen from the canonical view should deform alike, the
+        # controls and the global head transform both (registration keeps only the canonical view's).
         canonical = model.control_deformation(codes, data.canonical_view.expand(len(codes), -1), frames)
         terms["view"] = p.view_weight * (
             ((canonical.translation - deformation.translation) ** 2).sum(-1).mean() / spacing2
             + ((canonical.rotation - deformation.rotation) ** 2).sum((-1, -2)).mean()
+            + ((canonical.global_translation - deformation.global_translation) ** 2).sum(-1).mean() / spacing2
+            + ((canonical.global_rotation - deformation.global_rotation) ** 2).sum((-1, -2)).mean()
         )
         first_frames = torch.tensor([s.first_frame for s in data.sequences], device=codes.device)
         neutral = model.control_deformation(
