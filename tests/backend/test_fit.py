@@ -301,6 +301,9 @@ def test_the_view_penalty_covers_the_head_pose_as_well(ict: IctFixture) -> None:
     still, shared, by_view = (view_penalty(_HeadPose(*pose)) for pose in ((0.0, 0.0), (2.0, 0.0), (2.0, 1.0)))
     assert shared == pytest.approx(still)  # a head pose every view sees alike costs nothing here
     assert by_view > still + 1e-3
+
+
+def test_shading_starts_as_none_and_follows_the_turned_normal(ict: IctFixture) -> None:
     model = _small_trainer(ict, steps=1).model
     frames = torch.zeros(1, dtype=torch.long)
     gaussians, _ = model.gaussians(model.frame_codes(frames), torch.zeros(1, 5), frames=frames)
