@@ -121,6 +121,16 @@ def arap_loss(controls: Tensor, neighbors: Tensor, rotation: Tensor, translation
     return stretch + ((rotation - best) ** 2).sum((-1, -2)).mean()
 
 
+def transform_gap(
+    rotation: Tensor, translation: Tensor, other_rotation: Tensor, other_translation: Tensor, spacing: float
+) -> Tensor:
+    """How far apart two batches of rigid transforms are: the mean squared difference of the rotations
+    [..., 3, 3] plus that of the translations [..., 3] in units of `spacing` (broadcast like tensors)."""
+    return ((rotation - other_rotation) ** 2).sum((-1, -2)).mean() + ((translation - other_translation) ** 2).sum(
+        -1
+    ).mean() / spacing**2
+
+
 def identity_loss(rotation: Tensor, translation: Tensor, global_rotation: Tensor, global_translation: Tensor) -> Tensor:
     """How far a deformation is from the identity (ties frame 0 to the static asset)."""
     eye = torch.eye(3, dtype=rotation.dtype, device=rotation.device)

@@ -417,7 +417,8 @@ class Trainer:
         self, means: Tensor, deformation: ControlDeformation, codes: Tensor, frames: Tensor
     ) -> dict[str, Tensor]:
         p, data, model = self.preset, self.data, self.model
-        spacing2 = self.control_spacing**2
+        spacing = self.control_spacing
+        spacing2 = spacing**2
         v = model.vertex_count
         terms: dict[str, Tensor] = {}
         terms["laplacian"] = (
@@ -426,16 +427,22 @@ class Trainer:
             / (spacing2 * 1e-2)
         )
         terms["arap"] = p.arap_weight * losses.arap_loss(
-            model.controls, model.control_neighbors, deformation.rotation, deformation.translation, self.control_spacing
+            model.controls, model.control_neighbors, deformation.rotation, deformation.translation, spacing
         )
         # The view-dependent part: the same frame seen from the canonical view should deform alike, the
         # controls and the global head transform both (registration keeps only the canonical view's).
         canonical = model.control_deformation(codes, data.canonical_view.expand(len(codes), -1), frames)
         terms["view"] = p.view_weight * (
-            ((canonical.translation - deformation.translation) ** 2).sum(-1).mean() / spacing2
-            + ((canonical.rotation - deformation.rotation) ** 2).sum((-1, -2)).mean()
-            + ((canonical.global_translation - deformation.global_translation) ** 2).sum(-1).mean() / spacing2
-            + ((canonical.global_rotation - deformation.global_rotation) ** 2).sum((-1, -2)).mean()
+            losses.transform_gap(
+                canonical.rotation, canonical.translation, deformation.rotation, deformation.translation, spacing
+            )
+            + losses.transform_gap(
+                canonical.global_rotation,
+                canonical.global_translation,
+                deformation.global_rotation,
+                deformation.global_translation,
+                spacing,
+            )
         )
         first_frames = torch.tensor([s.first_frame for s in data.sequences], device=codes.device)
         neutral = model.control_deformation(
@@ -452,9 +459,8 @@ class Trainer:
         terms["scale"] = p.scale_weight * (deformation.log_scale**2).mean()
         terms["temporal"] = p.temporal_weight * self.code_smoothness()
         eye = torch.eye(3, dtype=means.dtype, device=means.device)
-        terms["pose"] = p.pose_weight * (
-            ((deformation.global_rotation - eye) ** 2).sum((-1, -2)).mean()
-            + (deformation.global_translation**2).sum(-1).mean() / spacing2
+        terms["pose"] = p.pose_weight * losses.transform_gap(
+            deformation.global_rotation, deformation.global_translation, eye, eye.new_zeros(3), spacing
         )
         return terms
 
