@@ -9,7 +9,7 @@ from t2bs.capture import read_capture
 from t2bs.fit.losses import ssim
 from t2bs.fit.scaffold import build_scaffold
 from t2bs.mesh_io import HeadMesh, load_head_mesh
-from t2bs.testing.ict_fixture import make_ict_capture, registration_scores
+from t2bs.testing.ict_fixture import make_ict_capture, registration_scores, view_drift
 from tests.conftest import ICT_HEAD
 
 
@@ -115,3 +115,21 @@ def test_ict_fixture_writes_a_valid_capture_and_its_truth(tmp_path) -> None:
     still = {name: np.repeat(truth[name][:1], 4, axis=0) for name in capture.sequence_names}
     assert registration_scores(perfect, fixture.truth)["motion_recovered"] == pytest.approx(1.0)
     assert registration_scores(still, fixture.truth)["motion_recovered"] == pytest.approx(0.0, abs=1e-6)
+
+
+@pytest.mark.skipif(not ICT_HEAD.exists(), reason=f"ICT head model not found at {ICT_HEAD}")
+def test_ict_fixture_with_more_views_adds_views_to_the_same_capture(tmp_path) -> None:
+    # Comparing view counts on one seed must compare views, not two different expression mixes.
+    few = make_ict_capture(tmp_path / "few", sequences=2, views=4, frames=2, size=24, seed=2)
+    many = make_ict_capture(tmp_path / "many", sequences=2, views=6, frames=2, size=24, seed=2)
+    few_capture, many_capture = read_capture(few.capture), read_capture(many.capture)
+    assert [s.prompt for s in few_capture.sequences] == [s.prompt for s in many_capture.sequences]
+    for name in few_capture.sequence_names:
+        np.testing.assert_array_equal(np.load(few.truth)[name], np.load(many.truth)[name])
+        for view in few_capture.cameras:
+            np.testing.assert_array_equal(few_capture.read_frames(name, view), many_capture.read_frames(name, view))
+    assert all(0.1 < (many_capture.read_frames("seq00", v)[0][..., 3] > 128).mean() < 0.9 for v in ("view04", "view05"))
+    # The extra views drift in colour like the others, each its own way.
+    gains, biases = view_drift(np.random.default_rng(2), 2, 6, 0.03)
+    assert gains.shape == biases.shape == (6, 3) and np.abs(gains - 1).max() <= 0.03 and np.abs(biases).max() <= 0.01
+    assert len({tuple(row) for row in gains.round(6)}) == 6
