@@ -114,9 +114,8 @@ def main() -> None:
     preset = PRESETS[ns.preset]
     if ns.controls is not None:
         preset = dataclasses.replace(preset, control_count=ns.controls)
-    # The same sequences as bench_fit_ict.py's capture of that seed (the views' drift is drawn before
-    # them, so the view count must match); the images' size does not change them, and small images
-    # keep the capture quick to write.
+    # The same sequences as bench_fit_ict.py's capture of that seed at any view count and size
+    # (ict_fixture.SHARED_DRIFT_VIEWS); small images keep the capture quick to write.
     fixture = make_ict_capture(work / "fixture", sequences=ns.sequences, views=4, size=32, seed=ns.seed)
     print(json.dumps(ceiling(fixture.asset, fixture.truth, preset, ns.affine, ns.fit_seed), indent=2))
 
