@@ -268,6 +268,49 @@ def test_neutral_frames_and_the_rest_field_never_reach_the_registration(ict: Ict
     assert (registered[1:] - static).abs().max() > 1e-3
 
 
+def test_a_sequence_turns_its_skin_with_the_rotation_field_and_the_fit_learns_it(ict: IctFixture) -> None:
+    # A patch of skin turning about a hinge (a jaw, a lid) is a rigid map. Blended translations of the
+    # controls only approximate it between controls; with each control turning as well the skinning
+    # gives it exactly, since the weights sum to one.
+    trainer = _small_trainer(ict, steps=10)
+    model = trainer.model
+    hinge = torch.tensor([0.0, -0.3, 0.1])
+    axis_angle = torch.tensor([0.3, 0.0, 0.0])
+    turn = axis_angle_to_matrix(axis_angle)
+    static = model.static_means[: model.vertex_count]
+    expected = (static - hinge) @ turn.T + hinge
+    frames = torch.arange(3)  # the first sequence; its ramps start at 0, 0.5, 1
+    with torch.no_grad():
+        model.sequence_offsets[0] = (model.controls - hinge) @ turn.T + hinge - model.controls
+        translated_only = register_sequence(model, frames, trainer.data.canonical_view)
+        model.sequence_rotations[0] = axis_angle
+        turned = register_sequence(model, frames, trainer.data.canonical_view)
+    torch.testing.assert_close(turned[0], static)
+    torch.testing.assert_close(turned[2], expected, atol=1e-5, rtol=0)
+    assert (translated_only[2] - expected).norm(dim=-1).max() > 1e-3
+    # The fit optimises the field once the colour warm-up is over.
+    with torch.no_grad():
+        model.sequence_rotations.zero_()
+    trainer.step(int(trainer.preset.color_warmup * trainer.preset.steps) + 1)
+    assert model.sequence_rotations.abs().max() > 0
+
+
+def test_saved_weights_give_back_every_learned_parameter(ict: IctFixture, tmp_path: Path) -> None:
+    # The register stage rebuilds the model from the scaffold and these weights: a parameter they left
+    # out would register with its initial value (a field the fit learned would be silently dropped).
+    from t2bs.fit.storage import load_weights, save_weights
+
+    model = _small_trainer(ict, steps=1).model
+    fresh = _small_trainer(ict, steps=1).model
+    with torch.no_grad():
+        for parameter in model.parameters():
+            parameter.normal_()
+    save_weights(tmp_path / "weights.safetensors", model.state_dict())
+    load_weights(fresh, tmp_path / "weights.safetensors")
+    for (name, saved), loaded in zip(model.named_parameters(), fresh.parameters(), strict=True):
+        torch.testing.assert_close(loaded, saved, msg=f"{name} did not come back")
+
+
 class _HeadPose(torch.nn.Module):
     """A head pose moving the head along x by `shift` / 20 (normalised units), plus `by_view` / 20 x the
     view code's first number (the camera's azimuth): the same pose in every view when `by_view` is 0."""
@@ -432,8 +475,8 @@ def test_each_step_weighs_its_terms_and_sizes_ssim_as_the_preset_schedules_them(
 def test_preview_fit_recovers_expression_motion_on_ict(tmp_path: Path) -> None:
     """The CPU quality measurement of issue 3 (preview preset, 3 x 4 views x 9 frames, 128 px).
 
-    The issue's target is 80% of the motion; the fit reaches 72.15% today (docs/benchmarks.md; another
-    capture seed gives 69.7%). This test guards what has been reached, so that a change that makes
+    The issue's target is 80% of the motion; the fit reaches 74.0% today (docs/benchmarks.md; another
+    capture seed gives 71.6%). This test guards what has been reached, so that a change that makes
     registration worse fails here.
     """
     from t2bs.testing.ict_fixture import registration_scores
@@ -447,7 +490,7 @@ def test_preview_fit_recovers_expression_motion_on_ict(tmp_path: Path) -> None:
     scores = registration_scores(registered, fixture.truth)
     assert scores["mean_error_over_diagonal"] < 0.001
     assert scores["mean_error_over_diagonal"] < 0.85 * scores["static_error_over_diagonal"]
-    assert scores["motion_recovered"] >= 0.70, scores
+    assert scores["motion_recovered"] >= 0.72, scores
 
 
 @pytest.mark.gpu

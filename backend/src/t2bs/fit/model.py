@@ -266,6 +266,11 @@ class DeformableGaussians(nn.Module):
         # so a large act (an opening jaw) is reached in a short fit, where per-frame offsets, each
         # seen in a few steps only, fall short.
         self.sequence_offsets = nn.Parameter(torch.zeros(len(lengths), len(scaffold.controls), 3))
+        # And one field of rotations (axis-angle, radians) per sequence, ramped alike: the skinning blends
+        # each control's rigid map, so with rotations skin between two controls can turn, as a lid over
+        # the eye or the chin about the jaw's hinge does, where blended translations alone only shear
+        # it. The ARAP term ties them to each neighbourhood's best-fit rotation (losses.arap_loss).
+        self.sequence_rotations = nn.Parameter(torch.zeros(len(lengths), len(scaffold.controls), 3))
         # One offset field shared by every frame, frame 0 included: what the splats need to match the
         # video's neutral head (a silhouette a little narrower than the splats' own) is then learned
         # once, here, and registration (which subtracts frame 0) never sees it. Without it, that
@@ -320,13 +325,14 @@ class DeformableGaussians(nn.Module):
         condition = torch.cat([codes, views], -1)
         out = _conditioned(self.deform, self.control_features, condition)
         # Output scaling keeps the early steps gentle; translations in normalised units.
-        rotation = axis_angle_to_matrix(out[..., :3] * 0.5)
+        axis_angle = out[..., :3] * 0.5
         translation = out[..., 3:6] * 0.05 + self.rest_offsets
         if frames is not None:
             ramp = self.ramps(frames)[:, None, None]
-            translation = (
-                translation + ramp * self.sequence_offsets[self.frame_sequence[frames]] + self.frame_offsets[frames]
-            )
+            sequence = self.frame_sequence[frames]
+            translation = translation + ramp * self.sequence_offsets[sequence] + self.frame_offsets[frames]
+            axis_angle = axis_angle + ramp * self.sequence_rotations[sequence]
+        rotation = axis_angle_to_matrix(axis_angle)
         log_scale = out[..., 6] * 0.1
         pose = self.head_pose(condition)
         global_rotation = axis_angle_to_matrix(pose[:, :3] * 0.2)

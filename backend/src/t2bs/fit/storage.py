@@ -48,6 +48,7 @@ LEARNED_TENSORS = (
     "frame_residuals",
     "frame_offsets",
     "sequence_offsets",
+    "sequence_rotations",
     "rest_offsets",
     "shading",
     "base_colors",

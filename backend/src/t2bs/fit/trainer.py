@@ -242,7 +242,8 @@ class Trainer:
         if preset.frame_offsets:
             offsets.append(model.frame_offsets)
         appearance = [model.base_colors, model.base_log_scales, model.base_opacity_logits, model.shading]
-        grouped = {id(p) for p in codes + appearance + offsets} | {id(model.frame_offsets)}
+        rotations = [model.sequence_rotations]
+        grouped = {id(p) for p in codes + appearance + offsets + rotations} | {id(model.frame_offsets)}
         network = [p for p in model.parameters() if id(p) not in grouped]
         self.optimizer = torch.optim.Adam(
             [
@@ -250,6 +251,7 @@ class Trainer:
                 {"params": codes, "lr": preset.lr_codes},
                 {"params": appearance, "lr": preset.lr_colors},
                 {"params": offsets, "lr": preset.lr_offsets},
+                {"params": rotations, "lr": preset.lr_rotations},
             ]
         )
         self.base_lrs = [group["lr"] for group in self.optimizer.param_groups]
