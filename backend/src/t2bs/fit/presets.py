@@ -19,6 +19,12 @@ class FitPreset:
     lr_colors: float
     lr_offsets: float = 1e-3  # control offset fields, normalised units
     lr_rotations: float = 4e-3  # control rotation fields, radians (3x that: 74.04% against 73.99% on ICT)
+    # The sequences' ramps (their time courses, which scale the offset and rotation fields) learn
+    # slower than the other codes. At the codes' rate they shrank to about 0.28 at the last frame in
+    # every fit, so that Adam's step on the motion itself was a quarter of `lr_offsets`, and a capture
+    # with a wide-open jaw and profile views settled with the mouth closed: 62.8% of the motion,
+    # against 82.5% at this rate (seed 0's capture 73.99% -> 74.34%; docs/benchmarks.md).
+    lr_ramps: float = 2e-3
     # Free per-frame control offsets besides the per-sequence field. Each frame's offsets see few
     # images and mostly learn noise: on ICT (preview's budget) the mean face error rises by 70% on
     # 4 views at 128 px and triples on 8 views at 256 px, where motion recovered falls from 77.8% to

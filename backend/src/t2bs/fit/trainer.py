@@ -235,7 +235,8 @@ class Trainer:
         self.laplacian = laplacian
         self.backend = backend
         self.generator = torch.Generator(device="cpu").manual_seed(seed)
-        codes = [model.sequence_directions, model.frame_ramps, model.frame_residuals]
+        codes = [model.sequence_directions, model.frame_residuals]
+        ramps = [model.frame_ramps]
         offsets = [model.sequence_offsets, model.rest_offsets]
         # Unused per-frame offsets stay at zero and get no gradient computed at all.
         model.frame_offsets.requires_grad_(preset.frame_offsets)
@@ -243,12 +244,13 @@ class Trainer:
             offsets.append(model.frame_offsets)
         appearance = [model.base_colors, model.base_log_scales, model.base_opacity_logits, model.shading]
         rotations = [model.sequence_rotations]
-        grouped = {id(p) for p in codes + appearance + offsets + rotations} | {id(model.frame_offsets)}
+        grouped = {id(p) for p in codes + ramps + appearance + offsets + rotations} | {id(model.frame_offsets)}
         network = [p for p in model.parameters() if id(p) not in grouped]
         self.optimizer = torch.optim.Adam(
             [
                 {"params": network, "lr": preset.lr_network},
                 {"params": codes, "lr": preset.lr_codes},
+                {"params": ramps, "lr": preset.lr_ramps},
                 {"params": appearance, "lr": preset.lr_colors},
                 {"params": offsets, "lr": preset.lr_offsets},
                 {"params": rotations, "lr": preset.lr_rotations},
