@@ -4,6 +4,8 @@ Generates an ICT capture (random identity, expression mixes rising from neutral,
 runs `t2bs fit` on it as a user would (a subprocess), and scores the registered frames against the true
 vertices. Defaults are the CPU target of issue 3: preview preset, 3 sequences x 4 views x 9 frames at
 128 px. On a GPU: --preset standard --device cuda --sequences 24 --views 8 --frames 25 --size 512.
+The jaw capture with profile views, which a fit that moves too slowly early on registers with the
+mouth closed: --views 12 --shared-drift-views 12.
 
     python bench/bench_fit_ict.py [--work DIR] [--preset preview] [--device cpu] ...
 """
@@ -24,7 +26,7 @@ import numpy as np
 
 from t2bs.bundle import read_registered
 from t2bs.stages.fit import resolve_device
-from t2bs.testing.ict_fixture import make_ict_capture, registration_scores
+from t2bs.testing.ict_fixture import SHARED_DRIFT_HELP, SHARED_DRIFT_VIEWS, make_ict_capture, registration_scores
 
 
 def run_reporting_progress(command: list[str], every_s: float) -> None:
@@ -62,6 +64,7 @@ def main() -> None:
     parser.add_argument("--size", type=int, default=128)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--fit-steps", type=int, default=None)
+    parser.add_argument("--shared-drift-views", type=int, default=SHARED_DRIFT_VIEWS, help=SHARED_DRIFT_HELP)
     parser.add_argument(
         "--progress", action="store_true", help="print the fit's stage, fraction and ETA every 30 s (stderr)"
     )
@@ -80,6 +83,7 @@ def main() -> None:
         size=ns.size,
         seed=ns.seed,
         device=str(resolve_device(ns.device)),  # frames are rasterized where the fit runs
+        shared_drift_views=ns.shared_drift_views,
     )
     fixture_s = time.perf_counter() - started
 

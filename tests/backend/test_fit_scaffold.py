@@ -133,3 +133,20 @@ def test_ict_fixture_with_more_views_adds_views_to_the_same_capture(tmp_path) ->
     gains, biases = view_drift(np.random.default_rng(2), 2, 6, 0.03)
     assert gains.shape == biases.shape == (6, 3) and np.abs(gains - 1).max() <= 0.03 and np.abs(biases).max() <= 0.01
     assert len({tuple(row) for row in gains.round(6)}) == 6
+
+
+@pytest.mark.skipif(not ICT_HEAD.exists(), reason=f"ICT head model not found at {ICT_HEAD}")
+def test_ict_fixture_still_writes_the_jaw_capture_with_profile_views(tmp_path) -> None:
+    # docs/benchmarks.md tracks fits on this capture (bench_fit_ict.py --views 12 --shared-drift-views
+    # 12): a wide-open jaw seen from the profile views, which a fit that moves too slowly early on
+    # registers with the mouth closed. Its expressions must stay the ones those figures were taken on.
+    fixture = make_ict_capture(
+        tmp_path / "jaw", sequences=3, views=12, frames=2, size=16, seed=0, shared_drift_views=12
+    )
+    capture = read_capture(fixture.capture)
+    assert [s.prompt for s in capture.sequences] == [
+        "cheekPuff_L 0.72 + mouthLowerDown_L 0.83 + jawOpen 0.66",
+        "jawOpen 0.90 + mouthFrown_R 0.85",
+        "eyeBlink_L 0.89 + eyeLookOut_R 0.79",
+    ]
+    assert len(capture.cameras) == 12

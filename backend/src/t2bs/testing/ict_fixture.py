@@ -41,6 +41,10 @@ VIEW_ANGLES = [
     (70.0, 0.0),
     (0.0, -18.0),
     (-20.0, 35.0),
+    (20.0, 35.0),
+    (-50.0, 20.0),
+    (50.0, 20.0),
+    (-20.0, -12.0),
 ]
 CAMERA_DISTANCE_CM = 75.0
 CAMERA_FOV_DEG = 28.0
@@ -168,13 +172,20 @@ def ict_cameras(views: int, size: int) -> list[Camera]:
 # views, and the two measure what the views add, not what a different expression mix does. (Before
 # 2026-12-07 every view drew from the main stream, and an 8-view capture of seed 0 showed other
 # expressions than the 4-view one; docs/benchmarks.md.) Four keeps every capture of up to four views
-# as it was.
+# as it was. `make_ict_capture(shared_drift_views=views)` gives the old draws back: seed 0 with 12 views
+# that way is the jaw capture with profile views that docs/benchmarks.md tracks (sessions 18-20).
 SHARED_DRIFT_VIEWS = 4
+SHARED_DRIFT_HELP = (
+    "views whose colour drift comes from the main random stream (default 4); "
+    "--views 12 --shared-drift-views 12 --seed 0 is the jaw capture with profile views"
+)
 
 
-def view_drift(rng: np.random.Generator, seed: int, views: int, drift: float) -> tuple[np.ndarray, np.ndarray]:
+def view_drift(
+    rng: np.random.Generator, seed: int, views: int, drift: float, shared_views: int = SHARED_DRIFT_VIEWS
+) -> tuple[np.ndarray, np.ndarray]:
     """Per-view colour gain and bias, each [views, 3]; see SHARED_DRIFT_VIEWS."""
-    shared = min(views, SHARED_DRIFT_VIEWS)
+    shared = min(views, shared_views)
     gains = [1.0 + rng.uniform(-drift, drift, size=(shared, 3))]
     biases = [rng.uniform(-drift / 3, drift / 3, size=(shared, 3))]
     for view in range(shared, views):
@@ -206,8 +217,12 @@ def make_ict_capture(
     max_shapes: int = 3,
     fps: int = 24,
     device: str = "cpu",
+    shared_drift_views: int = SHARED_DRIFT_VIEWS,
 ) -> IctFixture:
     """Write an ICT ground-truth capture into `out` (which must not exist or be empty).
+
+    `shared_drift_views`: how many views draw their colour drift from the main random stream (see
+    SHARED_DRIFT_VIEWS); with more, the expressions drawn after them change.
 
     `device` is where the frames are rasterized: "cuda" writes the standard benchmark's 4,800 frames
     of 512 px in minutes instead of hours.
@@ -224,7 +239,7 @@ def make_ict_capture(
     trimesh.Trimesh(neutral, head.faces, vertex_colors=(albedo * 255).astype(np.uint8), process=False).export(asset)
 
     cameras = ict_cameras(views, size)
-    gains, biases = view_drift(rng, seed, views, drift)
+    gains, biases = view_drift(rng, seed, views, drift, shared_drift_views)
     writer = CaptureWriter(out / "capture")
     for camera in cameras:
         writer.add_camera(camera)
@@ -330,6 +345,7 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--drift", type=float, default=0.03)
     parser.add_argument("--device", default="cpu", help="where to rasterize the frames (cpu or cuda)")
+    parser.add_argument("--shared-drift-views", type=int, default=SHARED_DRIFT_VIEWS, help=SHARED_DRIFT_HELP)
     ns = parser.parse_args()
     fixture = make_ict_capture(
         ns.out,
@@ -341,6 +357,7 @@ def main() -> None:
         seed=ns.seed,
         drift=ns.drift,
         device=ns.device,
+        shared_drift_views=ns.shared_drift_views,
     )
     print(f"asset {fixture.asset}\ncapture {fixture.capture}\ntruth {fixture.truth}")
 
