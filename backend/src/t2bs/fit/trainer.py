@@ -244,17 +244,19 @@ class Trainer:
             offsets.append(model.frame_offsets)
         appearance = [model.base_colors, model.base_log_scales, model.base_opacity_logits, model.shading]
         rotations = [model.sequence_rotations]
-        grouped = {id(p) for p in codes + ramps + appearance + offsets + rotations} | {id(model.frame_offsets)}
+        named_groups = [
+            (codes, preset.lr_codes),
+            (ramps, preset.lr_ramps),
+            (appearance, preset.lr_colors),
+            (offsets, preset.lr_offsets),
+            (rotations, preset.lr_rotations),
+        ]
+        # The network is everything else: its MLPs' weights, however many layers they have.
+        grouped = {id(p) for params, _ in named_groups for p in params} | {id(model.frame_offsets)}
         network = [p for p in model.parameters() if id(p) not in grouped]
         self.optimizer = torch.optim.Adam(
-            [
-                {"params": network, "lr": preset.lr_network},
-                {"params": codes, "lr": preset.lr_codes},
-                {"params": ramps, "lr": preset.lr_ramps},
-                {"params": appearance, "lr": preset.lr_colors},
-                {"params": offsets, "lr": preset.lr_offsets},
-                {"params": rotations, "lr": preset.lr_rotations},
-            ]
+            [{"params": network, "lr": preset.lr_network}]
+            + [{"params": params, "lr": lr} for params, lr in named_groups]
         )
         self.base_lrs = [group["lr"] for group in self.optimizer.param_groups]
         v = model.vertex_count

@@ -176,7 +176,7 @@ def ict_cameras(views: int, size: int) -> list[Camera]:
 # that way is the jaw capture with profile views that docs/benchmarks.md tracks (sessions 18-20).
 SHARED_DRIFT_VIEWS = 4
 SHARED_DRIFT_HELP = (
-    "views whose colour drift comes from the main random stream (default 4); "
+    f"views whose colour drift comes from the main random stream (default {SHARED_DRIFT_VIEWS}); "
     "--views 12 --shared-drift-views 12 --seed 0 is the jaw capture with profile views"
 )
 
