@@ -356,16 +356,28 @@ def test_the_view_penalty_covers_the_head_pose_as_well(ict: IctFixture) -> None:
     assert by_view > still + 1e-3
 
 
-def test_shading_starts_as_none_and_follows_the_turned_normal(ict: IctFixture) -> None:
+def test_shading_starts_as_ambient_light_and_is_lambert_of_the_turned_normal(ict: IctFixture) -> None:
+    from t2bs.fit.model import INITIAL_LIGHT
+
     model = _small_trainer(ict, steps=1).model
     frames = torch.zeros(1, dtype=torch.long)
     gaussians, _ = model.gaussians(model.frame_codes(frames), torch.zeros(1, 5), frames=frames)
-    torch.testing.assert_close(gaussians.shaded[0], torch.sigmoid(model.base_colors))
+    base = torch.sigmoid(model.base_colors)
+    # Ambient light alone, but for a faint light that lets the clamp pass a gradient.
+    torch.testing.assert_close(gaussians.shaded[0], base, atol=INITIAL_LIGHT, rtol=0)
     with torch.no_grad():
-        model.shading.copy_(torch.tensor([0.5, 0.0, 0.0, 0.5]))  # lit from +Z
+        model.shading.copy_(torch.tensor([0.5, 0.0, 0.0, 0.5]))  # ambient 0.5, lit from +Z
     lit, _ = model.gaussians(model.frame_codes(frames), torch.zeros(1, 5), frames=frames, deform=False)
-    expected = torch.sigmoid(model.base_colors) * (0.5 + 0.5 * model.normals[:, 2:3]).clamp_min(0)
-    torch.testing.assert_close(lit.shaded[0], expected)
+    facing_z = model.normals[:, 2:3]
+    torch.testing.assert_close(lit.shaded[0], base * (0.5 + 0.5 * facing_z.clamp_min(0)))
+    # Skin that faces away from the light keeps the ambient level, as a Lambert-lit video shows it,
+    # instead of darkening further as a linear light would.
+    away = facing_z[:, 0] < -0.5
+    assert away.sum() > 100
+    torch.testing.assert_close(lit.shaded[0, away], 0.5 * base[away])
+    # And the faint starting light is enough for the light to learn.
+    model.gaussians(model.frame_codes(frames), torch.zeros(1, 5), frames=frames)[0].shaded.sum().backward()
+    assert model.shading.grad is not None and model.shading.grad[1:].abs().sum() > 0
 
 
 def test_shading_follows_the_moved_surface_not_the_static_one(ict: IctFixture) -> None:
@@ -383,7 +395,7 @@ def test_shading_follows_the_moved_surface_not_the_static_one(ict: IctFixture) -
     faces = load_head_mesh(ict.asset).faces
     bent = torch.from_numpy(vertex_normals(moved.means[0, :v].numpy(), faces))
     base = torch.sigmoid(model.base_colors[:v])
-    torch.testing.assert_close(moved.shaded[0, :v], base * (0.5 + 0.5 * bent[:, 2:3]).clamp_min(0), atol=1e-4, rtol=0)
+    torch.testing.assert_close(moved.shaded[0, :v], base * (0.5 + 0.5 * bent[:, 2:3].clamp_min(0)), atol=1e-4, rtol=0)
     turned = torch.acos((bent * model.normals[:v]).sum(-1).clamp(-1, 1))
     assert turned.median() > 0.1  # radians: the shear did turn the surface
 
@@ -485,8 +497,8 @@ def test_each_step_weighs_its_terms_and_sizes_ssim_as_the_preset_schedules_them(
 def test_preview_fit_recovers_expression_motion_on_ict(tmp_path: Path) -> None:
     """The CPU quality measurement of issue 3 (preview preset, 3 x 4 views x 9 frames, 128 px).
 
-    The issue's target is 80% of the motion; the fit reaches 74.3% today (docs/benchmarks.md; another
-    capture seed gives 73.0%). This test guards what has been reached, so that a change that makes
+    The issue's target is 80% of the motion; the fit reaches 75.5% today (docs/benchmarks.md; another
+    capture seed gives 73.6%). This test guards what has been reached, so that a change that makes
     registration worse fails here.
     """
     from t2bs.testing.ict_fixture import registration_scores
@@ -500,7 +512,7 @@ def test_preview_fit_recovers_expression_motion_on_ict(tmp_path: Path) -> None:
     scores = registration_scores(registered, fixture.truth)
     assert scores["mean_error_over_diagonal"] < 0.001
     assert scores["mean_error_over_diagonal"] < 0.85 * scores["static_error_over_diagonal"]
-    assert scores["motion_recovered"] >= 0.72, scores
+    assert scores["motion_recovered"] >= 0.73, scores
 
 
 @pytest.mark.gpu
