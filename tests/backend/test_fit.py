@@ -224,6 +224,46 @@ def test_cancelled_fit_resumes_from_its_checkpoint(ict: IctFixture, tmp_path: Pa
     assert manifest["metrics"]["fit"]["resumed_from_step"] >= 6
 
 
+def test_a_checkpoint_of_another_format_or_shape_is_set_aside_not_continued(ict: IctFixture, tmp_path: Path) -> None:
+    # A run resumed after the code was upgraded must not go on from tensors it would read with another
+    # meaning (format 2 stored a linear light in the same four shading numbers), nor stop on them.
+    import logging
+    from types import SimpleNamespace
+
+    from t2bs.fit.storage import FIT_FORMAT_VERSION, save_weights
+    from t2bs.stages.fit import resume_from_checkpoint
+
+    model = _small_trainer(ict, steps=1).model
+    initial = {name: tensor.clone() for name, tensor in model.state_dict().items()}
+    learned = _small_trainer(ict, steps=1).model
+    with torch.no_grad():
+        for parameter in learned.parameters():
+            parameter.normal_()
+    metrics: dict[str, object] = {}
+    ctx = SimpleNamespace(log=logging.getLogger("test"), record_metrics=metrics.update)
+    path = tmp_path / "weights.safetensors"
+
+    wrong_shape = dict(learned.state_dict())
+    wrong_shape["base_colors"] = wrong_shape["base_colors"][:-1]
+    for state, meta in (
+        (learned.state_dict(), {"step": "40", "format": str(FIT_FORMAT_VERSION - 1)}),
+        (learned.state_dict(), {"step": "40"}),
+        (wrong_shape, {"step": "40", "format": str(FIT_FORMAT_VERSION)}),
+    ):
+        save_weights(path, state, meta)
+        assert resume_from_checkpoint(ctx, model, path) == 0  # type: ignore[arg-type]
+        assert not path.exists() and not metrics
+        for name, tensor in model.state_dict().items():  # a load that failed part-way is undone
+            torch.testing.assert_close(tensor, initial[name], msg=f"{name} kept a set-aside checkpoint's value")
+    path.write_bytes(b"not a safetensors file")
+    assert resume_from_checkpoint(ctx, model, path) == 0  # type: ignore[arg-type]
+
+    save_weights(path, learned.state_dict(), {"step": "40", "format": str(FIT_FORMAT_VERSION)})
+    assert resume_from_checkpoint(ctx, model, path) == 40  # type: ignore[arg-type]
+    assert metrics == {"resumed_from_step": 40}
+    torch.testing.assert_close(model.shading, learned.shading)
+
+
 def test_rotation_helper_and_identity_start(ict: IctFixture) -> None:
     rotation = axis_angle_to_matrix(torch.randn(50, 3))
     eye = torch.eye(3).expand(50, 3, 3)

@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 import scipy.sparse as sp
 import torch
+from safetensors import SafetensorError
 from safetensors.numpy import load_file as load_numpy, save_file as save_numpy
 from safetensors.torch import load_file as load_torch, save_file as save_torch
 
@@ -28,7 +29,10 @@ FIT_JSON = "fit/fit.json"
 SCAFFOLD = "fit/scaffold.safetensors"
 WEIGHTS = "fit/deformation.safetensors"
 GAUSSIANS_PLY = "fit/gaussians.ply"
-FIT_FORMAT_VERSION = 2  # 2: the scaffold carries the mesh's faces, for normals that follow the surface
+# 2: the scaffold carries the mesh's faces, for normals that follow the surface.
+# 3: the four `shading` numbers are an ambient level and a light clamped where the skin faces away
+#    (Lambert), no longer a linear light: the same tensor read with the old meaning would mis-shade.
+FIT_FORMAT_VERSION = 3
 
 _SCAFFOLD_ARRAYS = (
     "means",
@@ -67,7 +71,7 @@ def save_scaffold(path: Path, scaffold: Scaffold) -> None:
 def load_scaffold(path: Path) -> Scaffold:
     try:
         arrays = load_numpy(str(path))
-    except (OSError, ValueError) as exc:
+    except (OSError, ValueError, SafetensorError) as exc:
         raise BundleError(f"{path} cannot be read ({exc}); run the fit again.") from None
     missing = [name for name in (*_SCAFFOLD_ARRAYS, "vertex_count") if name not in arrays]
     if missing:
@@ -92,9 +96,12 @@ def _is_learned(name: str) -> bool:
 def load_weights(model: DeformableGaussians, path: Path) -> None:
     try:
         state = load_torch(str(path))
-    except (OSError, ValueError) as exc:
+    except (OSError, ValueError, SafetensorError) as exc:
         raise BundleError(f"{path} cannot be read ({exc}); run the fit again.") from None
-    missing, unexpected = model.load_state_dict(state, strict=False)
+    try:
+        missing, unexpected = model.load_state_dict(state, strict=False)
+    except RuntimeError:  # a tensor of another shape: weights of another scaffold or preset
+        raise BundleError(f"{path} does not match the fitted model; run the fit again.") from None
     learned_missing = [k for k in missing if _is_learned(k)]
     if learned_missing or unexpected:
         raise BundleError(f"{path} does not match the fitted model; run the fit again.")

@@ -3,18 +3,20 @@
 from __future__ import annotations
 
 import dataclasses
+from pathlib import Path
 from typing import Any
 
 import torch
 
 from ..bundle import CAPTURE_DIR
 from ..capture import read_capture
-from ..errors import InputError
+from ..errors import BundleError, InputError
 from ..fit.model import DeformableGaussians
 from ..fit.presets import PRESETS, FitPreset
 from ..fit.scaffold import Scaffold, build_scaffold
 from ..fit.sparse import SparseMatrix
 from ..fit.storage import (
+    FIT_FORMAT_VERSION,
     FIT_JSON,
     GAUSSIANS_PLY,
     SCAFFOLD,
@@ -32,6 +34,36 @@ from ..stage import Stage, StageContext
 from .asset import load_asset
 
 CHECKPOINT = "weights.safetensors"
+
+
+def resume_from_checkpoint(ctx: StageContext, model: DeformableGaussians, path: Path) -> int:
+    """Load an interrupted fit's checkpoint into `model` and return the step to go on from (0: none).
+
+    The runner lets a run resume only with the settings it started with, but the code may have been
+    upgraded in between: a checkpoint of another format is set aside and the fit starts over, since
+    reading its tensors with a new meaning would go on from a state the new model never reached.
+    """
+    if not path.exists():
+        return 0
+    from safetensors import SafetensorError, safe_open
+
+    # A load that fails part-way has already copied the tensors that matched.
+    fresh = {name: tensor.clone() for name, tensor in model.state_dict().items()}
+    try:
+        with safe_open(str(path), "pt") as handle:
+            metadata = handle.metadata() or {}
+        if metadata.get("format") != str(FIT_FORMAT_VERSION):
+            raise BundleError(f"format {metadata.get('format')!r}, this version writes {FIT_FORMAT_VERSION}")
+        load_weights(model, path)
+    except (OSError, ValueError, SafetensorError, BundleError) as exc:
+        ctx.log.warning("the interrupted fit's checkpoint cannot be continued (%s); starting over", exc)
+        model.load_state_dict(fresh)
+        path.unlink()
+        return 0
+    start = int(metadata.get("step", 0))
+    ctx.log.info("resuming the fit from step %d", start)
+    ctx.record_metrics(resumed_from_step=start)
+    return start
 
 
 def resolve_device(name: str) -> torch.device:
@@ -95,18 +127,10 @@ class FitStage(Stage):
         model = trainer.model
 
         checkpoint_path = ctx.checkpoint_dir / CHECKPOINT
-        start = 0
-        if checkpoint_path.exists():
-            from safetensors import safe_open
-
-            with safe_open(str(checkpoint_path), "pt") as handle:
-                start = int((handle.metadata() or {}).get("step", 0))
-            load_weights(model, checkpoint_path)
-            ctx.log.info("resuming the fit from step %d", start)
-            ctx.record_metrics(resumed_from_step=start)
+        start = resume_from_checkpoint(ctx, model, checkpoint_path)
 
         def checkpoint(state: dict[str, torch.Tensor], step: int) -> None:
-            save_weights(checkpoint_path, state, {"step": str(step)})
+            save_weights(checkpoint_path, state, {"step": str(step), "format": str(FIT_FORMAT_VERSION)})
 
         result = trainer.run(
             start_step=start,
