@@ -230,7 +230,8 @@ def test_a_checkpoint_of_another_format_or_shape_is_set_aside_not_continued(ict:
     import logging
     from types import SimpleNamespace
 
-    from t2bs.fit.storage import FIT_FORMAT_VERSION, save_weights
+    from t2bs.errors import BundleError
+    from t2bs.fit.storage import FIT_FORMAT_VERSION, load_weights, save_weights
     from t2bs.stages.fit import resume_from_checkpoint
 
     model = _small_trainer(ict, steps=1).model
@@ -256,7 +257,13 @@ def test_a_checkpoint_of_another_format_or_shape_is_set_aside_not_continued(ict:
         for name, tensor in model.state_dict().items():  # a load that failed part-way is undone
             torch.testing.assert_close(tensor, initial[name], msg=f"{name} kept a set-aside checkpoint's value")
     path.write_bytes(b"not a safetensors file")
+    with pytest.raises(BundleError, match="cannot be read"):  # the register stage's one sentence
+        load_weights(model, path)
     assert resume_from_checkpoint(ctx, model, path) == 0  # type: ignore[arg-type]
+    save_weights(path, learned.state_dict(), {"step": "forty", "format": str(FIT_FORMAT_VERSION)})
+    assert resume_from_checkpoint(ctx, model, path) == 0  # type: ignore[arg-type]
+    for name, tensor in model.state_dict().items():
+        torch.testing.assert_close(tensor, initial[name], msg=f"{name} kept a set-aside checkpoint's value")
 
     save_weights(path, learned.state_dict(), {"step": "40", "format": str(FIT_FORMAT_VERSION)})
     assert resume_from_checkpoint(ctx, model, path) == 40  # type: ignore[arg-type]

@@ -55,12 +55,12 @@ def resume_from_checkpoint(ctx: StageContext, model: DeformableGaussians, path: 
         if metadata.get("format") != str(FIT_FORMAT_VERSION):
             raise BundleError(f"format {metadata.get('format')!r}, this version writes {FIT_FORMAT_VERSION}")
         load_weights(model, path)
+        start = int(metadata.get("step", 0))
     except (OSError, ValueError, SafetensorError, BundleError) as exc:
         ctx.log.warning("the interrupted fit's checkpoint cannot be continued (%s); starting over", exc)
         model.load_state_dict(fresh)
         path.unlink()
         return 0
-    start = int(metadata.get("step", 0))
     ctx.log.info("resuming the fit from step %d", start)
     ctx.record_metrics(resumed_from_step=start)
     return start
