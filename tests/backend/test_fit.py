@@ -250,6 +250,7 @@ def test_a_checkpoint_of_another_format_or_shape_is_set_aside_not_continued(ict:
         (learned.state_dict(), {"step": "40", "format": str(FIT_FORMAT_VERSION - 1)}),
         (learned.state_dict(), {"step": "40"}),
         (wrong_shape, {"step": "40", "format": str(FIT_FORMAT_VERSION)}),
+        (learned.state_dict(), {"step": "forty", "format": str(FIT_FORMAT_VERSION)}),
     ):
         save_weights(path, state, meta)
         assert resume_from_checkpoint(ctx, model, path) == 0  # type: ignore[arg-type]
@@ -260,10 +261,6 @@ def test_a_checkpoint_of_another_format_or_shape_is_set_aside_not_continued(ict:
     with pytest.raises(BundleError, match="cannot be read"):  # the register stage's one sentence
         load_weights(model, path)
     assert resume_from_checkpoint(ctx, model, path) == 0  # type: ignore[arg-type]
-    save_weights(path, learned.state_dict(), {"step": "forty", "format": str(FIT_FORMAT_VERSION)})
-    assert resume_from_checkpoint(ctx, model, path) == 0  # type: ignore[arg-type]
-    for name, tensor in model.state_dict().items():
-        torch.testing.assert_close(tensor, initial[name], msg=f"{name} kept a set-aside checkpoint's value")
 
     save_weights(path, learned.state_dict(), {"step": "40", "format": str(FIT_FORMAT_VERSION)})
     assert resume_from_checkpoint(ctx, model, path) == 40  # type: ignore[arg-type]
