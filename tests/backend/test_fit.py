@@ -111,15 +111,19 @@ def test_gaussians_ply_is_in_the_3dgs_layout(fitted: Path, ict: IctFixture) -> N
     count = int(next(line for line in lines if line.startswith("element vertex")).split()[-1])
     table = np.frombuffer(body, dtype="<f4").reshape(count, len(properties))
     asset = load_head_mesh(ict.asset)
-    # The first Gaussians are the mesh vertices, written in the asset file's coordinates.
-    np.testing.assert_allclose(table[: asset.vertex_count, :3], asset.source_vertices(), atol=1e-3)
+    normals = vertex_normals(asset.source_vertices(), asset.faces)
+    # The first Gaussians are the mesh vertices, written in the asset file's coordinates, each moved
+    # by the fit along its normal only (DeformableGaussians.base_depths), and by a hair.
+    shift = table[: asset.vertex_count, :3] - asset.source_vertices()
+    along = (shift * normals).sum(1, keepdims=True)
+    np.testing.assert_allclose(shift, along * normals, atol=1e-4)
+    assert 0 < np.abs(along).max() < 1e-3 * np.linalg.norm(np.ptp(asset.source_vertices(), axis=0))
     assert np.isfinite(table).all()
     # Flat Gaussians lying in the surface: the thin axis is the third, along the vertex normal.
     assert (table[:, 12] < table[:, 10] - 1.0).all() and np.allclose(table[:, 10], table[:, 11])
     q = table[: asset.vertex_count, 13:17] / np.linalg.norm(table[: asset.vertex_count, 13:17], axis=1, keepdims=True)
     w, x, y, z = q.T
     thin_axis = np.stack([2 * (x * z + w * y), 2 * (y * z - w * x), 1 - 2 * (x * x + y * y)], axis=1)
-    normals = vertex_normals(asset.source_vertices(), asset.faces)
     assert np.median(np.abs((thin_axis * normals).sum(1))) > 0.999
 
 
@@ -310,6 +314,35 @@ def test_neutral_frames_and_the_rest_field_never_reach_the_registration(ict: Ict
         model.rest_offsets.zero_()
     torch.testing.assert_close(register_sequence(model, frames, torch.zeros(5)), registered, atol=1e-5, rtol=0)
     assert (registered[1:] - static).abs().max() > 1e-3
+
+
+def test_depth_offsets_move_the_drawn_splats_along_their_normals_not_the_registration(ict: IctFixture) -> None:
+    trainer = _small_trainer(ict, steps=1)
+    model, data = trainer.model, trainer.data
+    frames = torch.arange(3)
+    codes, views = model.frame_codes(frames), data.view_codes[torch.zeros(3, dtype=torch.long)]
+    with torch.no_grad():
+        model.sequence_offsets.normal_(0.0, 0.05)
+        registered = register_sequence(model, frames, data.canonical_view)
+        drawn, _ = model.gaussians(codes, views, frames=frames)
+        still, _ = model.gaussians(codes, views, deform=False)
+        model.base_depths.normal_(0.0, 0.01)
+        registered_after = register_sequence(model, frames, data.canonical_view)
+        drawn_after, _ = model.gaussians(codes, views, frames=frames)
+        still_after, _ = model.gaussians(codes, views, deform=False)
+    torch.testing.assert_close(registered_after, registered)
+    expected = model.static_means + model.normals * model.base_depths[:, None]
+    torch.testing.assert_close(still_after.means[0], expected)
+    assert (still.means[0] == model.static_means).all()
+    # Moved before the skinning, so every frame draws them where the deformation takes the offset splat.
+    assert (drawn_after.means - drawn.means).norm(dim=-1).mean() > 0.005
+    # And the fit learns them, at their own rate, from the colour warm-up on.
+    rate = {id(p): group["lr"] for group in trainer.optimizer.param_groups for p in group["params"]}
+    assert rate[id(model.base_depths)] == trainer.preset.lr_depths
+    with torch.no_grad():
+        model.base_depths.zero_()
+    trainer.step(0)
+    assert model.base_depths.abs().max() > 0
 
 
 def test_a_sequence_turns_its_skin_with_the_rotation_field_and_the_fit_learns_it(ict: IctFixture) -> None:
@@ -541,8 +574,8 @@ def test_each_step_weighs_its_terms_and_sizes_ssim_as_the_preset_schedules_them(
 def test_preview_fit_recovers_expression_motion_on_ict(tmp_path: Path) -> None:
     """The CPU quality measurement of issue 3 (preview preset, 3 x 4 views x 9 frames, 128 px).
 
-    The issue's target is 80% of the motion; the fit reaches 75.5% today (docs/benchmarks.md; another
-    capture seed gives 73.6%). This test guards what has been reached, so that a change that makes
+    The issue's target is 80% of the motion; the fit reaches 76.4% today (docs/benchmarks.md; another
+    capture seed gives 74.1%). This test guards what has been reached, so that a change that makes
     registration worse fails here.
     """
     from t2bs.testing.ict_fixture import registration_scores
@@ -556,7 +589,7 @@ def test_preview_fit_recovers_expression_motion_on_ict(tmp_path: Path) -> None:
     scores = registration_scores(registered, fixture.truth)
     assert scores["mean_error_over_diagonal"] < 0.001
     assert scores["mean_error_over_diagonal"] < 0.85 * scores["static_error_over_diagonal"]
-    assert scores["motion_recovered"] >= 0.73, scores
+    assert scores["motion_recovered"] >= 0.75, scores
 
 
 @pytest.mark.gpu

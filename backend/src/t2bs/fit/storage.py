@@ -32,7 +32,9 @@ GAUSSIANS_PLY = "fit/gaussians.ply"
 # 2: the scaffold carries the mesh's faces, for normals that follow the surface.
 # 3: the four `shading` numbers are an ambient level and a light clamped where the skin faces away
 #    (Lambert), no longer a linear light: the same tensor read with the old meaning would mis-shade.
-FIT_FORMAT_VERSION = 3
+# 4: each Gaussian's learned offset along its normal (`base_depths`); weights without it would load
+#    with the splats back on the mesh, a neutral head the fit never matched.
+FIT_FORMAT_VERSION = 4
 
 _SCAFFOLD_ARRAYS = (
     "means",
@@ -58,6 +60,7 @@ LEARNED_TENSORS = (
     "base_colors",
     "base_log_scales",
     "base_opacity_logits",
+    "base_depths",
 )
 SH_C0 = 0.28209479177387814  # degree-0 spherical harmonic: colour = 0.5 + SH_C0 * f_dc
 

@@ -248,6 +248,7 @@ class Trainer:
             (codes, preset.lr_codes),
             (ramps, preset.lr_ramps),
             (appearance, preset.lr_colors),
+            ([model.base_depths], preset.lr_depths),
             (offsets, preset.lr_offsets),
             (rotations, preset.lr_rotations),
         ]

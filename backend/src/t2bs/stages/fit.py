@@ -161,7 +161,7 @@ class FitStage(Stage):
             opacities = model.opacities().cpu().numpy()
         write_gaussians_ply(
             ctx.output(GAUSSIANS_PLY),
-            scaffold.means,
+            neutral.means[0].cpu().numpy(),
             neutral.quats[0].cpu().numpy(),
             neutral.scales[0].cpu().numpy(),
             neutral.shaded[0].clamp(0, 1).cpu().numpy(),
