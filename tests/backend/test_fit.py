@@ -382,6 +382,23 @@ def test_the_ramps_learn_slower_than_the_other_codes(ict: IctFixture) -> None:
     assert rate[id(trainer.model.sequence_directions)] == preset.lr_codes
 
 
+def test_batches_deal_every_image_once_a_round_with_the_sequences_taking_turns(ict: IctFixture) -> None:
+    trainer = _small_trainer(ict, steps=1)
+    images = len(trainer.data.images)  # 2 sequences x 3 frames x 2 views
+    sequences = len(trainer.data.sequences)
+    batch = trainer.preset.batch
+    dealt = torch.cat([trainer.draw_batch(warmup=False) for _ in range(3 * images // batch)])
+    for start in range(0, len(dealt), images):
+        assert sorted(dealt[start : start + images].tolist()) == list(range(images))
+    # Within a round the sequences alternate, so each step sees all of them.
+    owners = trainer.image_sequence[dealt].reshape(-1, sequences)
+    assert (owners == torch.arange(sequences)).all()
+    # Rounds are shuffled afresh, and the warm-up draws frame-0 images only.
+    assert not torch.equal(dealt[:images], dealt[images : 2 * images])
+    warm = trainer.draw_batch(warmup=True)
+    assert set(warm.tolist()) <= set(trainer.neutral_images.tolist())
+
+
 def test_saved_weights_give_back_every_learned_parameter(ict: IctFixture, tmp_path: Path) -> None:
     # The register stage rebuilds the model from the scaffold and these weights: a parameter they left
     # out would register with its initial value (a field the fit learned would be silently dropped).
@@ -574,8 +591,8 @@ def test_each_step_weighs_its_terms_and_sizes_ssim_as_the_preset_schedules_them(
 def test_preview_fit_recovers_expression_motion_on_ict(tmp_path: Path) -> None:
     """The CPU quality measurement of issue 3 (preview preset, 3 x 4 views x 9 frames, 128 px).
 
-    The issue's target is 80% of the motion; the fit reaches 76.4% today (docs/benchmarks.md; another
-    capture seed gives 74.1%). This test guards what has been reached, so that a change that makes
+    The issue's target is 80% of the motion; the fit reaches 77.9% today (docs/benchmarks.md; another
+    capture seed gives 74.4%). This test guards what has been reached, so that a change that makes
     registration worse fails here.
     """
     from t2bs.testing.ict_fixture import registration_scores
@@ -589,7 +606,7 @@ def test_preview_fit_recovers_expression_motion_on_ict(tmp_path: Path) -> None:
     scores = registration_scores(registered, fixture.truth)
     assert scores["mean_error_over_diagonal"] < 0.001
     assert scores["mean_error_over_diagonal"] < 0.85 * scores["static_error_over_diagonal"]
-    assert scores["motion_recovered"] >= 0.75, scores
+    assert scores["motion_recovered"] >= 0.765, scores
 
 
 @pytest.mark.gpu
