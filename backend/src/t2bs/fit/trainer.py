@@ -404,8 +404,8 @@ class Trainer:
         rounds (`_deal_round`): each sequence's images in a fresh random order, the sequences taking
         turns, so that every step sees as many sequences as it can and every image is seen equally
         often. Each sequence's offset and rotation fields then get a gradient from its own images at
-        nearly every step; drawn independently, a batch of 4 left one of 3 sequences out a fifth of
-        the time. ICT preview 76.4 -> 77.9%, seed 1 74.1 -> 74.4% (docs/benchmarks.md).
+        nearly every step; drawn independently, batches of 4 left each of 3 sequences out of a fifth
+        of the steps. ICT preview 76.4 -> 77.9%, seed 1 74.1 -> 74.4% (docs/benchmarks.md).
         """
         batch = self.preset.batch
         if warmup:
