@@ -85,6 +85,14 @@ class FitPreset:
     # so it learns a light that changes the image as the surface turns, instead of the base colours
     # baking the neutral frame's shading in (Trainer.step).
     albedo_hold: float = 0.1
+    # For this fraction of the steps each sequence's offset and rotation fields take their gradient
+    # smoothed over the controls' surface neighbours, `field_smoothing_passes` times
+    # (trainer.smooth_over_controls): a wide motion (an opening jaw) then travels as one piece while
+    # the fit is young, instead of each control crawling on its own gradient. Adam's step is then the
+    # same, its direction coherent. The 12-view jaw capture, a lottery by the fit's seed before (68.6 /
+    # 84.0%), 84.4 / 85.7%; the 4-view captures within a refit's spread (docs/benchmarks.md).
+    field_smoothing_until: float = 0.4
+    field_smoothing_passes: int = 3
 
     def gradient_weight_at(self, step: int) -> float:
         """The edge term's weight at `step`: 0 through the colour warm-up, then rising linearly to

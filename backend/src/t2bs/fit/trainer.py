@@ -383,6 +383,10 @@ class Trainer:
         assert isinstance(total, Tensor)
         self.optimizer.zero_grad(set_to_none=True)
         total.backward()
+        if step < p.field_smoothing_until * p.steps:
+            for field in (model.sequence_offsets, model.sequence_rotations):
+                if field.grad is not None:
+                    field.grad = smooth_over_controls(field.grad, model.control_neighbors, p.field_smoothing_passes)
         if step < int(p.albedo_hold * p.steps):
             # The base colours stay the asset's own (FitPreset.albedo_hold); without a gradient Adam
             # leaves them and their moments untouched.
@@ -592,6 +596,15 @@ class Trainer:
             )
             for span in self.data.sequences
         }
+
+
+def smooth_over_controls(values: Tensor, neighbors: Tensor, passes: int) -> Tensor:
+    """Per-control values [..., C, D] averaged with their surface neighbours `neighbors` [C, J],
+    `passes` times, each pass half the value and half its neighbours' mean: a low-pass over the
+    control graph (FitPreset.field_smoothing_until)."""
+    for _ in range(passes):
+        values = 0.5 * values + 0.5 * values[..., neighbors, :].mean(-2)
+    return values
 
 
 @torch.no_grad()
