@@ -1,7 +1,7 @@
 """How much of the ICT ground-truth motion the fit's skinning can hold at best, with no images at all.
 
 The fit moves the mesh by per-control translations blended with fixed skinning weights (preview:
-600 controls). Least squares of those translations straight onto the true displacement of every frame
+1,000 controls). Least squares of those translations straight onto the true displacement of every frame
 gives the representation's ceiling: no fit of the images can recover more of the motion than this.
 With --affine each control also carries a free linear part (a 3x3 matrix applied about the control,
 as the skinning's blended affine maps allow), which is what a richer per-control field could reach.
