@@ -290,10 +290,7 @@ class Trainer:
         self.visible_count_on_device: Tensor = keep.sum(1)
         self.visible_count: Tensor = self.visible_count_on_device.cpu()
         self.image_view_cpu: Tensor = data.image_view.cpu()
-        frame_sequence = torch.empty(data.frame_count, dtype=torch.long)
-        for index, span in enumerate(data.sequences):
-            frame_sequence[span.first_frame : span.first_frame + span.frame_count] = index
-        self.image_sequence: Tensor = frame_sequence[data.image_frame.cpu()]
+        self.image_sequence: Tensor = model.frame_sequence.cpu()[data.image_frame.cpu()]
         self._dealt: Tensor = torch.empty(0, dtype=torch.long)
         self._neutral_step: dict[int, int] = {}
 
