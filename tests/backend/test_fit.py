@@ -382,6 +382,21 @@ def test_the_ramps_learn_slower_than_the_other_codes(ict: IctFixture) -> None:
     assert rate[id(trainer.model.sequence_directions)] == preset.lr_codes
 
 
+def test_learning_rates_fall_to_the_presets_final_fraction_at_the_last_step(ict: IctFixture) -> None:
+    # Adam's step is about the learning rate, so the last rate is the jitter left in still skin
+    # (FitPreset.lr_final).
+    trainer = _small_trainer(ict, steps=40)
+    final = trainer.preset.lr_final
+    assert 0.0 < final <= 0.01
+    rates = {}
+    for step in (30, 39):
+        trainer._set_learning_rate(step)
+        rates[step] = [group["lr"] for group in trainer.optimizer.param_groups]
+    for base, late, last in zip(trainer.base_lrs, rates[30], rates[39], strict=True):
+        assert last == pytest.approx(base * final)
+        assert base * final < late < base
+
+
 def test_batches_deal_every_image_once_a_round_with_the_sequences_taking_turns(ict: IctFixture) -> None:
     trainer = _small_trainer(ict, steps=1)
     images = len(trainer.data.images)  # 2 sequences x 3 frames x 2 views

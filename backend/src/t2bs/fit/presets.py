@@ -68,6 +68,14 @@ class FitPreset:
     scale_weight: float = 0.1
     pose_weight: float = 0.1  # head motion is allowed, but must pay for itself in the images
     checkpoint_every: int = 100
+    # Every learning rate decays along a cosine to this fraction of itself at the last step. Adam moves
+    # each parameter by about its learning rate per step whatever the gradient's size, so the final
+    # rate is the jitter left in the fields: at a tenth, skin that never moves was registered 0.16 /
+    # 1000 of the diagonal off on ICT preview, at a hundredth 0.10-0.12 (the mean face error 0.00035
+    # -> 0.00031 and 0.00038 -> 0.00034 on the two 4-view captures, 0.00062 -> 0.00059 on the 12-view
+    # jaw capture; the motion recovered 78.6 -> 79.0%, 76.3 -> 76.4%, 83.9 -> 83.6%; a thousandth:
+    # 78.9%; docs/benchmarks.md).
+    lr_final: float = 0.01
     # Photometric term on the change since frame 0 (trainer.step); see docs/design-notes.md. With
     # normals that follow the moved surface, the plain term already sees shading change as motion,
     # and the change term's weight holds motion back: ICT preview 64.3 / 65.3 / 65.7 / 65.6% at

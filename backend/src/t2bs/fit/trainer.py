@@ -556,9 +556,10 @@ class Trainer:
         )
 
     def _set_learning_rate(self, step: int) -> None:
-        # Cosine decay to a tenth, after a short warm-up that keeps the first large gradients tame.
+        # Cosine decay to `lr_final`, after a short warm-up that keeps the first large gradients tame.
         progress = step / max(self.preset.steps - 1, 1)
-        factor = 0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * progress))
+        final = self.preset.lr_final
+        factor = final + (1.0 - final) * 0.5 * (1 + math.cos(math.pi * progress))
         warmup = min(1.0, (step + 1) / 20)
         for group, base in zip(self.optimizer.param_groups, self.base_lrs, strict=True):
             group["lr"] = base * factor * warmup
