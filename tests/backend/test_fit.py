@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import subprocess
 import sys
 from pathlib import Path
@@ -382,19 +383,22 @@ def test_the_ramps_learn_slower_than_the_other_codes(ict: IctFixture) -> None:
     assert rate[id(trainer.model.sequence_directions)] == preset.lr_codes
 
 
-def test_learning_rates_fall_to_the_presets_final_fraction_at_the_last_step(ict: IctFixture) -> None:
-    # Adam's step is about the learning rate, so the last rate is the jitter left in still skin
-    # (FitPreset.lr_final).
-    trainer = _small_trainer(ict, steps=40)
-    final = trainer.preset.lr_final
-    assert 0.0 < final <= 0.01
+def test_learning_rates_follow_the_cosine_then_fall_to_the_final_fraction(ict: IctFixture) -> None:
+    # Adam's step is about the learning rate, so the last rate is the jitter left in still skin; the
+    # cosine keeps its tenth until the last part so that wide motions still travel (FitPreset.lr_final).
+    trainer = _small_trainer(ict, steps=100)
+    preset = trainer.preset
+    assert preset.lr_final <= 0.01 < preset.lr_cosine_end and 0.0 < preset.lr_final_part < 0.5
     rates = {}
-    for step in (30, 39):
+    for step in (50, 89, 95, 99):
         trainer._set_learning_rate(step)
         rates[step] = [group["lr"] for group in trainer.optimizer.param_groups]
-    for base, late, last in zip(trainer.base_lrs, rates[30], rates[39], strict=True):
-        assert last == pytest.approx(base * final)
-        assert base * final < late < base
+    before_tail = preset.lr_cosine_end + (1 - preset.lr_cosine_end) * 0.5 * (1 + math.cos(math.pi * 89 / 99))
+    for index, base in enumerate(trainer.base_lrs):
+        assert rates[50][index] == pytest.approx(base * (0.5 + 0.5 * preset.lr_cosine_end), rel=0.02)
+        assert rates[89][index] == pytest.approx(base * before_tail)
+        assert base * preset.lr_final < rates[95][index] < base * preset.lr_cosine_end
+        assert rates[99][index] == pytest.approx(base * preset.lr_final)
 
 
 def test_batches_deal_every_image_once_a_round_with_the_sequences_taking_turns(ict: IctFixture) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass
 
 
@@ -68,14 +69,17 @@ class FitPreset:
     scale_weight: float = 0.1
     pose_weight: float = 0.1  # head motion is allowed, but must pay for itself in the images
     checkpoint_every: int = 100
-    # Every learning rate decays along a cosine to this fraction of itself at the last step. Adam moves
-    # each parameter by about its learning rate per step whatever the gradient's size, so the final
-    # rate is the jitter left in the fields: at a tenth, skin that never moves was registered 0.16 /
-    # 1000 of the diagonal off on ICT preview, at a hundredth 0.10-0.12 (the mean face error 0.00035
-    # -> 0.00031 and 0.00038 -> 0.00034 on the two 4-view captures, 0.00062 -> 0.00059 on the 12-view
-    # jaw capture; the motion recovered 78.6 -> 79.0%, 76.3 -> 76.4%, 83.9 -> 83.6%; a thousandth:
-    # 78.9%; docs/benchmarks.md).
+    # Every learning rate decays along a cosine to `lr_cosine_end` of itself, and over the last
+    # `lr_final_part` of the steps falls on to `lr_final` (FitPreset.learning_rate_factor). Adam moves
+    # each parameter by about its learning rate per step whatever the gradient's size, so the last rate
+    # is the jitter left in the fields: on ICT preview, skin that never moves was registered 0.08-0.22
+    # thousandths of the diagonal off at a tenth, 0.08-0.20 now, and the motion recovered went 78.6 ->
+    # 79.3%, 76.3 -> 76.7% and 83.9 -> 84.1% (two 4-view captures, the 12-view jaw capture). The
+    # cosine keeps its tenth so that wide motions travel as far as before: the whole cosine ending at
+    # a hundredth cut the troll's acts by 1-3 points (docs/benchmarks.md).
+    lr_cosine_end: float = 0.1
     lr_final: float = 0.01
+    lr_final_part: float = 0.1
     # Photometric term on the change since frame 0 (trainer.step); see docs/design-notes.md. With
     # normals that follow the moved surface, the plain term already sees shading change as motion,
     # and the change term's weight holds motion back: ICT preview 64.3 / 65.3 / 65.7 / 65.6% at
@@ -104,6 +108,18 @@ class FitPreset:
     # jaw with 1,000 controls, 69.2%; 6 did, 83.9%).
     field_smoothing_until: float = 0.4
     field_smoothing_passes: int = 6
+
+    def learning_rate_factor(self, step: int) -> float:
+        """Every learning rate at `step`, as a fraction of the preset's: a cosine from 1 to
+        `lr_cosine_end`, multiplied over the last `lr_final_part` of the steps by a line falling to
+        `lr_final / lr_cosine_end` at the last step."""
+        progress = step / max(self.steps - 1, 1)
+        end = self.lr_cosine_end
+        factor = end + (1.0 - end) * 0.5 * (1.0 + math.cos(math.pi * progress))
+        tail = (progress - (1.0 - self.lr_final_part)) / max(self.lr_final_part, 1e-9)
+        if tail > 0.0:
+            factor *= 1.0 - (1.0 - self.lr_final / end) * min(tail, 1.0)
+        return factor
 
     def gradient_weight_at(self, step: int) -> float:
         """The edge term's weight at `step`: 0 through the colour warm-up, then rising linearly to

@@ -556,10 +556,8 @@ class Trainer:
         )
 
     def _set_learning_rate(self, step: int) -> None:
-        # Cosine decay to `lr_final`, after a short warm-up that keeps the first large gradients tame.
-        progress = step / max(self.preset.steps - 1, 1)
-        final = self.preset.lr_final
-        factor = final + (1.0 - final) * 0.5 * (1 + math.cos(math.pi * progress))
+        factor = self.preset.learning_rate_factor(step)
+        # A short warm-up keeps the first large gradients tame.
         warmup = min(1.0, (step + 1) / 20)
         for group, base in zip(self.optimizer.param_groups, self.base_lrs, strict=True):
             group["lr"] = base * factor * warmup
