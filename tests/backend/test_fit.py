@@ -641,8 +641,8 @@ def test_each_step_weighs_its_terms_and_sizes_ssim_as_the_preset_schedules_them(
 def test_preview_fit_recovers_expression_motion_on_ict(tmp_path: Path) -> None:
     """The CPU quality measurement of issue 3 (preview preset, 3 x 4 views x 9 frames, 128 px).
 
-    The issue's target is 80% of the motion; the fit reaches 78.6% today (docs/benchmarks.md; another
-    capture seed gives 76.3%). This test guards what has been reached, so that a change that makes
+    The issue's target is 80% of the motion; the fit reaches 79.3% today (docs/benchmarks.md; another
+    capture seed gives 76.7%). This test guards what has been reached, so that a change that makes
     registration worse fails here.
     """
     from t2bs.testing.ict_fixture import registration_scores
@@ -656,7 +656,7 @@ def test_preview_fit_recovers_expression_motion_on_ict(tmp_path: Path) -> None:
     scores = registration_scores(registered, fixture.truth)
     assert scores["mean_error_over_diagonal"] < 0.001
     assert scores["mean_error_over_diagonal"] < 0.85 * scores["static_error_over_diagonal"]
-    assert scores["motion_recovered"] >= 0.77, scores
+    assert scores["motion_recovered"] >= 0.78, scores
 
 
 @pytest.mark.gpu
