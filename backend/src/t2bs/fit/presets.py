@@ -116,9 +116,10 @@ class FitPreset:
         progress = step / max(self.steps - 1, 1)
         end = self.lr_cosine_end
         factor = end + (1.0 - end) * 0.5 * (1.0 + math.cos(math.pi * progress))
-        tail = (progress - (1.0 - self.lr_final_part)) / max(self.lr_final_part, 1e-9)
-        if tail > 0.0:
-            factor *= 1.0 - (1.0 - self.lr_final / end) * min(tail, 1.0)
+        tail_start = 1.0 - self.lr_final_part
+        if progress > tail_start:
+            through_tail = (progress - tail_start) / self.lr_final_part
+            factor *= 1.0 - (1.0 - self.lr_final / end) * through_tail
         return factor
 
     def gradient_weight_at(self, step: int) -> float:
